@@ -1,0 +1,122 @@
+"""The log-mel front end against librosa, in NumPy and in JAX."""
+
+import jax
+import jax.numpy as jnp
+import librosa
+import numpy as np
+import pytest
+
+from lipjax import audio
+
+
+def _speech_like(seconds: float, seed: int = 0) -> np.ndarray:
+    """Harmonic tones with an amplitude envelope plus noise: energy in many mel bands."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * audio.SAMPLE_RATE)) / audio.SAMPLE_RATE
+    f0 = 120 + 40 * np.sin(2 * np.pi * 0.7 * t)
+    phase = 2 * np.pi * np.cumsum(f0) / audio.SAMPLE_RATE
+    voiced = sum(np.sin(k * phase) / k for k in range(1, 30))
+    envelope = 0.5 + 0.5 * np.sin(2 * np.pi * 3 * t) ** 2
+    return (0.1 * envelope * voiced + 0.01 * rng.standard_normal(t.size)).astype(np.float32)
+
+
+def _librosa_log_mel(waveform: np.ndarray) -> np.ndarray:
+    power = librosa.feature.melspectrogram(
+        y=waveform,
+        sr=audio.SAMPLE_RATE,
+        n_fft=audio.N_FFT,
+        hop_length=audio.HOP_LENGTH,
+        n_mels=audio.N_MELS,
+        fmax=audio.FMAX,
+        power=2.0,
+    )
+    return librosa.power_to_db(power, ref=1.0, amin=audio.AMIN, top_db=None).T
+
+
+def test_four_mel_frames_per_video_frame():
+    waveform = _speech_like(0.64)
+    assert waveform.size == 16 * audio.SAMPLES_PER_VIDEO_FRAME
+    features = audio.log_mel(waveform)
+    assert features.shape == (64, 128)
+    assert features.dtype == np.float32
+    # A partial last video frame is padded to a whole one.
+    assert audio.log_mel(waveform[:-100]).shape == (64, 128)
+    assert audio.log_mel(waveform[:1]).shape == (4, 128)
+
+
+def test_matches_librosa():
+    waveform = audio.pad_to_video_frames(_speech_like(1.0))
+    ours = audio.log_mel(waveform)
+    reference = _librosa_log_mel(waveform)
+    # librosa's centred STFT has one frame more (centred on the last sample); we keep 4T.
+    assert reference.shape[0] == ours.shape[0] + 1
+    np.testing.assert_allclose(ours, reference[:-1], atol=1e-3, rtol=0)
+
+
+def test_per_chunk_mode_matches_librosa_per_chunk():
+    waveform = audio.pad_to_video_frames(_speech_like(0.4, seed=1))
+    ours = audio.log_mel(waveform, mode="per_chunk")
+    chunks = waveform.reshape(-1, audio.SAMPLES_PER_VIDEO_FRAME)
+    reference = []
+    for chunk in chunks:
+        power = librosa.feature.melspectrogram(
+            y=chunk,
+            sr=audio.SAMPLE_RATE,
+            n_fft=audio.N_FFT,
+            hop_length=audio.PER_CHUNK_HOP,
+            n_mels=audio.N_MELS,
+            fmax=audio.FMAX,
+        )
+        reference.append(librosa.power_to_db(power, amin=audio.AMIN, top_db=None).T)
+    np.testing.assert_allclose(ours, np.concatenate(reference), atol=1e-3, rtol=0)
+
+
+def test_jax_matches_numpy():
+    waveform = _speech_like(0.64, seed=2)
+    expected = audio.log_mel(waveform)
+    compiled = jax.jit(lambda w: audio.log_mel(w, xp=jnp))
+    got = np.asarray(compiled(jnp.asarray(waveform)))
+    # float32 FFTs on different backends: agree to a small fraction of a dB where the
+    # signal is above the floor.
+    loud = expected > -60
+    assert loud.mean() > 0.5
+    np.testing.assert_allclose(got[loud], expected[loud], atol=0.02)
+    np.testing.assert_allclose(got, expected, atol=0.5)
+
+
+@pytest.mark.parametrize(
+    ("waveform", "sample_rate", "message"),
+    [
+        (np.zeros(1000, np.float32), 16_000, "sample rate 16000"),
+        (np.zeros((2, 1000), np.float32), 44_100, "mono"),
+        (np.zeros(0, np.float32), 44_100, "empty"),
+        (np.array([0.0, np.nan] * 100, np.float32), 44_100, "NaN"),
+    ],
+)
+def test_bad_waveforms_are_named(waveform, sample_rate, message):
+    with pytest.raises(ValueError, match=message):
+        audio.log_mel(waveform, sample_rate)
+
+
+def test_bad_mode():
+    with pytest.raises(ValueError, match="mode"):
+        audio.log_mel(np.zeros(1764, np.float32), mode="chunky")
+
+
+def test_to_model_rate_resamples_and_mixes_down():
+    sr = 16_000
+    t = np.arange(sr) / sr
+    stereo = np.stack([np.sin(2 * np.pi * 440 * t), np.sin(2 * np.pi * 440 * t)], axis=1)
+    mono = audio.to_model_rate(stereo, sr)
+    assert mono.shape == (audio.SAMPLE_RATE,)
+    spectrum = np.abs(np.fft.rfft(mono))
+    peak_hz = np.argmax(spectrum) * audio.SAMPLE_RATE / mono.size
+    assert abs(peak_hz - 440) < 2
+
+
+def test_frame_energy_tracks_loudness():
+    quiet_loud = np.concatenate(
+        [0.001 * np.ones(audio.SAMPLES_PER_VIDEO_FRAME), 0.1 * np.ones(audio.SAMPLES_PER_VIDEO_FRAME)]
+    )
+    energy = audio.frame_energy_db(quiet_loud)
+    np.testing.assert_allclose(energy, [-60.0, -20.0], atol=1e-6)
