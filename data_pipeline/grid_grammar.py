@@ -50,9 +50,10 @@ class Sentence:
         return " ".join(words)
 
 
-# How a letter is read aloud; eSpeak reads a lone "a" as the article.
+# How a letter is read aloud, checked with every English eSpeak voice: a lone "a" is the
+# article, "ay" is read "eye", "eff" is spelled out, and British voices say "zed".
 LETTER_NAMES = {
-    "a": "ay", "b": "bee", "c": "see", "d": "dee", "e": "ee", "f": "eff", "g": "gee",
+    "a": "eh", "b": "bee", "c": "see", "d": "dee", "e": "ee", "f": "ef", "g": "gee",
     "h": "aitch", "i": "eye", "j": "jay", "k": "kay", "l": "ell", "m": "em", "n": "en",
     "o": "oh", "p": "pee", "q": "cue", "r": "are", "s": "ess", "t": "tee", "u": "you",
     "v": "vee", "x": "ex", "y": "why", "z": "zee",

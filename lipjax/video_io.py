@@ -96,9 +96,7 @@ def read_mp4(path: str | os.PathLike) -> tuple[np.ndarray, float, np.ndarray | N
     return np.stack(frames), fps, audio, rate
 
 
-def _to_mono_float(
-    pieces: Sequence[np.ndarray], sample_format: str, channels: int
-) -> np.ndarray:
+def _to_mono_float(pieces: Sequence[np.ndarray], sample_format: str, channels: int) -> np.ndarray:
     samples = np.concatenate(pieces, axis=1)
     if not sample_format.endswith("p"):  # packed (1, samples * channels) -> (channels, samples)
         samples = samples.reshape(-1, channels).T

@@ -116,7 +116,10 @@ def test_to_model_rate_resamples_and_mixes_down():
 
 def test_frame_energy_tracks_loudness():
     quiet_loud = np.concatenate(
-        [0.001 * np.ones(audio.SAMPLES_PER_VIDEO_FRAME), 0.1 * np.ones(audio.SAMPLES_PER_VIDEO_FRAME)]
+        [
+            0.001 * np.ones(audio.SAMPLES_PER_VIDEO_FRAME),
+            0.1 * np.ones(audio.SAMPLES_PER_VIDEO_FRAME),
+        ]
     )
     energy = audio.frame_energy_db(quiet_loud)
     np.testing.assert_allclose(energy, [-60.0, -20.0], atol=1e-6)
