@@ -1,5 +1,7 @@
 """lipjax: audio-driven lip movement generation in JAX/Flax (Chen et al., ECCV 2018)."""
 
+import pathlib
+
 from setuptools import find_packages, setup
 
 # Versions that were installed and tested together (see ../shared/MEASURED.md); the upper
@@ -31,7 +33,7 @@ setup(
     name="lipjax",
     version="0.1.0",
     description="Lip movements generation at a glance (ECCV 2018) in JAX/Flax",
-    long_description=open("README.md", encoding="utf-8").read(),
+    long_description=pathlib.Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10",

@@ -164,9 +164,14 @@ def log_mel(
     return _log_mel_from_power(_power_spectrum(frames, xp), xp)
 
 
-def frame_energy_db(waveform: np.ndarray) -> np.ndarray:
-    """Mean power in dB of each video frame's 1764 samples, shape (T,)."""
+def frame_rms(waveform: np.ndarray) -> np.ndarray:
+    """RMS amplitude of each video frame's 1764 samples (the speech envelope), shape (T,)."""
     chunks = pad_to_video_frames(np.asarray(waveform, np.float64)).reshape(
         -1, SAMPLES_PER_VIDEO_FRAME
     )
-    return 10.0 * np.log10(np.maximum(np.mean(chunks**2, axis=1), AMIN))
+    return np.sqrt(np.mean(chunks**2, axis=1))
+
+
+def frame_energy_db(waveform: np.ndarray) -> np.ndarray:
+    """Mean power in dB of each video frame's 1764 samples, shape (T,)."""
+    return 10.0 * np.log10(np.maximum(frame_rms(waveform) ** 2, AMIN))

@@ -35,6 +35,7 @@ def run_study(builder: SyntheticLips, split: str, out_dir: pathlib.Path | None) 
     source = builder.as_data_source(split=split)
     examples = [source[i] for i in range(len(source))]
     offsets = analysis.offset_study(examples)
+    offsets_db = analysis.offset_study(examples, acoustic="energy_db")
     closures = [c for e in examples for c in analysis.bilabial_closures(e)]
     frames_by_speaker: dict[str, list[np.ndarray]] = {}
     for example in examples:
@@ -48,6 +49,7 @@ def run_study(builder: SyntheticLips, split: str, out_dir: pathlib.Path | None) 
         "utterances": offsets["num_utterances"],
         "share_best_offset_at_injected_delay": offsets["share_at_injected_delay"],
         "share_best_offset_within_one_frame": offsets["share_within_one_frame"],
+        "share_best_offset_at_injected_delay_energy_db": offsets_db["share_at_injected_delay"],
         "bilabials": len(closures),
         "share_bilabials_closed": float(np.mean([c["closed"] for c in closures]))
         if closures
@@ -72,7 +74,7 @@ def _plot_offsets(offsets: dict, path: pathlib.Path) -> None:
     for curve, delay in list(zip(offsets["curves"], offsets["injected_delays"], strict=True))[:6]:
         left.plot(curve, marker=".", label=f"injected {delay}")
     left.set(xlabel="offset (frames the lips lead)", ylabel="Pearson r",
-             title="(a) opening vs energy, examples")  # fmt: skip
+             title="(a) opening vs envelope, examples")  # fmt: skip
     left.legend(fontsize=6)
     bins = np.arange(offsets["curves"].shape[1] + 1) - 0.5
     right.hist(offsets["injected_delays"], bins, alpha=0.5, label="injected delay")

@@ -46,21 +46,36 @@ def offset_correlations(visual: np.ndarray, acoustic: np.ndarray, max_offset: in
     return out
 
 
-def best_offset(example: Mapping, max_offset: int = 7) -> tuple[int, np.ndarray]:
-    """The offset at which mouth opening best correlates with audio energy, and the curve."""
+ACOUSTIC_MEASURES = {
+    # The wide-band amplitude envelope, which mouth opening tracks in natural speech
+    # (Chandrasekaran et al., "The natural statistics of audiovisual speech", 2009).
+    "envelope": audio.frame_rms,
+    "energy_db": audio.frame_energy_db,
+}
+
+
+def best_offset(
+    example: Mapping, max_offset: int = 7, acoustic: str = "envelope"
+) -> tuple[int, np.ndarray]:
+    """The offset at which mouth opening best correlates with the audio (its amplitude
+    envelope, or its energy in dB), and the correlation curve over offsets."""
     correlations = offset_correlations(
         mouth_opening(np.asarray(example["landmarks"])),
-        audio.frame_energy_db(np.asarray(example["waveform"])),
+        ACOUSTIC_MEASURES[acoustic](np.asarray(example["waveform"])),
         max_offset,
     )
     return int(np.nanargmax(correlations)), correlations
 
 
-def offset_study(examples: Iterable[Mapping], max_offset: int = 7) -> dict:
+def offset_study(
+    examples: Iterable[Mapping], max_offset: int = 7, acoustic: str = "envelope"
+) -> dict:
     """Fig. 4 on our corpus: per utterance the best offset against the injected delay."""
+    if acoustic not in ACOUSTIC_MEASURES:
+        raise ValueError(f"acoustic: expected one of {sorted(ACOUSTIC_MEASURES)}, got {acoustic!r}")
     best, injected, curves = [], [], []
     for example in examples:
-        offset, curve = best_offset(example, max_offset)
+        offset, curve = best_offset(example, max_offset, acoustic)
         best.append(offset)
         injected.append(int(example["av_delay_frames"]))
         curves.append(curve)

@@ -72,10 +72,9 @@ def contact_sheet(examples: Sequence[Mapping], path: pathlib.Path, columns: int 
                 axis.set_title(f"t={frame_index}", fontsize=6)
         curve = figure.add_subplot(grid[row, columns:])
         opening = analysis.mouth_opening(landmarks)
-        energy = audio.frame_energy_db(np.asarray(example["waveform"]))
+        envelope = audio.frame_rms(np.asarray(example["waveform"]))
         curve.plot(opening / max(opening.max(), 1e-6), label="mouth opening", lw=1)
-        curve.plot((energy - energy.min()) / max(np.ptp(energy), 1e-6), label="audio energy",
-                   lw=1)  # fmt: skip
+        curve.plot(envelope / max(envelope.max(), 1e-9), label="audio envelope", lw=1)
         curve.set_title(
             f'"{_text(example["text"])}", lips lead {int(example["av_delay_frames"])} fr',
             fontsize=6,
