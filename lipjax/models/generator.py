@@ -1,0 +1,103 @@
+"""Lip-movement generator (paper Sec. 3.1, Fig. 2-3; SPEC "Generator")."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from lipjax.models.audio_encoder import AudioEncoder
+from lipjax.models.identity_encoder import IdentityEncoder
+from lipjax.models.layers import (
+    ConvBlock,
+    Dtype,
+    ResidualBlock,
+    UpsampleBlock,
+    make_conv,
+    scale_width,
+)
+
+# With `identity_skip`, the identity image is clipped to +-IDENTITY_SKIP_CLIP before atanh so
+# that pixels at exactly +-1 give a finite logit (atanh(0.999) = 3.8).
+IDENTITY_SKIP_CLIP = 0.999
+
+
+def fuse_audio_identity(audio_features: jax.Array, image_features: jax.Array) -> jax.Array:
+    """Audio-identity fusion by duplication and concatenation (paper Fig. 3).
+
+    audio_features f_s (B, T, F, C_s) and image_features f_p (B, H, W, C_p) with W == F ->
+    (B, T, H, W, C_s + C_p). f_p is copied T times; each time step of f_s is copied along the
+    H axis, so the audio frequency axis lies along the image W axis:
+    out[b, t, h, w, :C_s] = f_s[b, t, w] and out[b, t, h, w, C_s:] = f_p[b, h, w].
+    """
+    batch, time, freq, _ = audio_features.shape
+    _, height, width, _ = image_features.shape
+    if freq != width:
+        raise ValueError(f"audio frequency size {freq} must equal image feature width {width}")
+    audio = jnp.broadcast_to(
+        audio_features[:, :, None, :, :], (batch, time, height, freq, audio_features.shape[-1])
+    )
+    image = jnp.broadcast_to(
+        image_features[:, None], (batch, time, height, width, image_features.shape[-1])
+    )
+    return jnp.concatenate([audio, image.astype(audio.dtype)], axis=-1)
+
+
+class Generator(nn.Module):
+    """Speech + one identity image -> a lip video (paper Sec. 3.1, SPEC "Generator").
+
+    `__call__(spectrogram (B, 4T, 128, 1), identity_image (B, 64, 64, 3), train)` returns
+    `(video, audio_features)`: the video (B, T, 64, 64, 3) in [-1, 1] (T = 16 for the
+    SPEC's 64 mel frames) and the audio encoder's f_s (B, T, 16, 256 * width), which the
+    correlation loss consumes.
+
+    Fields:
+      width: channel multiplier (1.0 = paper sizes).
+      num_residual_blocks: residual blocks of the decoder (paper: 9).
+      upsample: "transposed" (paper) or "subpixel" (about 2x faster on XLA CPU).
+      identity_skip: when True the decoder predicts a residual on top of the identity image:
+        video = tanh(logits + atanh(clip(p_r, +-0.999))), p_r repeated over time; with zero
+        logits the output is the (clipped) identity image. Not in the paper (False there).
+      conv3d_impl: "native" or "taps" (`layers.conv3d_as_2d_taps`): the same function and
+        parameters; "taps" is several times faster on CPU.
+    """
+
+    width: float = 1.0
+    num_residual_blocks: int = 9
+    upsample: str = "transposed"
+    identity_skip: bool = False
+    conv3d_impl: str = "native"
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(
+        self, spectrogram: jax.Array, identity_image: jax.Array, train: bool
+    ) -> tuple[jax.Array, jax.Array]:
+        common = {"dtype": self.dtype, "param_dtype": self.param_dtype}
+        conv3d = {"conv3d_impl": self.conv3d_impl, **common}
+        audio_features = AudioEncoder(self.width, **common, name="audio_encoder")(
+            spectrogram, train
+        )
+        image_features = IdentityEncoder(self.width, **common, name="identity_encoder")(
+            identity_image, train
+        )
+
+        features = scale_width(256, self.width)
+        x = fuse_audio_identity(audio_features, image_features)
+        x = ConvBlock(features, (3, 3, 3), **conv3d, name="fusion")(x, train)
+        for index in range(self.num_residual_blocks):
+            x = ResidualBlock(features, (1, 3, 3), **conv3d, name=f"residual_{index + 1}")(x, train)
+        for index, channels in enumerate((128, 64)):
+            x = UpsampleBlock(
+                scale_width(channels, self.width), self.upsample, **conv3d, name=f"up_{index + 1}"
+            )(x, train)
+        logits = make_conv(3, (7, 7, 7), **conv3d, name="to_rgb")(x)
+
+        if self.identity_skip:
+            identity = jnp.clip(
+                identity_image.astype(jnp.float32), -IDENTITY_SKIP_CLIP, IDENTITY_SKIP_CLIP
+            )
+            video = jnp.tanh(logits.astype(jnp.float32) + jnp.arctanh(identity)[:, None])
+            video = video.astype(self.dtype)
+        else:
+            video = jnp.tanh(logits)
+        return video, audio_features
