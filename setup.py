@@ -27,6 +27,7 @@ INSTALL_REQUIRES = [
     "av>=14,<19",  # mp4 (H.264 + AAC) reading and writing
     "tqdm>=4.66,<5",
     "matplotlib>=3.9,<4",
+    "tensorboardX>=2.6,<3",  # TensorBoard event files without TensorFlow
 ]
 
 setup(
@@ -38,7 +39,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["lipjax", "lipjax.*", "data_pipeline", "data_pipeline.*"]),
-    include_package_data=True,
+    package_data={"lipjax": ["assets/*.json", "assets/**/*"]},  # the shipped regressor
     install_requires=INSTALL_REQUIRES,
     extras_require={
         "dev": ["pytest>=8,<10", "pytest-xdist>=3.6,<4", "ruff>=0.17,<0.18"],

@@ -528,7 +528,9 @@ def create_eval_iterator(
 def make_data_sharding(mesh: jax.sharding.Mesh | None = None) -> jax.sharding.NamedSharding:
     """Batch-axis sharding over the mesh axis "data" (default mesh: all devices on it)."""
     if mesh is None:
-        mesh = jax.make_mesh((jax.device_count(),), (DATA_AXIS,))
+        from lipjax import sharding
+
+        mesh = sharding.make_mesh()
     return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(DATA_AXIS))
 
 

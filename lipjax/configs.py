@@ -1,0 +1,153 @@
+"""Defaults shared by every experiment; files in `experiments/` start from `base_config()`."""
+
+from __future__ import annotations
+
+import ml_collections
+
+
+def base_config() -> ml_collections.ConfigDict:
+    """The paper's settings (SPEC), at the paper's model sizes, on synthetic_lips/small."""
+    config = ml_collections.ConfigDict()
+    config.stage = "gan"  # "gan" (the lip generator), "flownet" or "perceptual" (pretraining)
+    config.dataset = "synthetic_lips/small"  # TFDS "name/config"
+    config.data_dir = ""  # TFDS data dir; "" = $TFDS_DATA_DIR or ~/tensorflow_datasets
+    config.build_if_missing = True  # synthetic_lips only: build the corpus if it is not there
+    config.seed = 0  # model init, data order, identity frames
+    config.batch_size = 24  # global batch (authors' code); split over all devices
+    config.num_steps = 100_000  # generator/discriminator iterations
+
+    config.model = ml_collections.ConfigDict()
+    config.model.width = 1.0  # channel multiplier of generator, discriminator, correlation nets
+    config.model.generator_residual_blocks = 9  # decoder residual blocks (paper: 9)
+    config.model.upsample = "transposed"  # "transposed" (paper) or "subpixel"
+    config.model.identity_skip = False  # decoder predicts a residual on the identity image
+    config.model.conv3d_impl = "native"  # "native" or "taps" (same function, faster on CPU)
+    config.model.compute_dtype = "float32"  # "float32" or "bfloat16" (parameters stay float32)
+
+    config.loss = ml_collections.ConfigDict()
+    config.loss.pixel = 0.5  # λ1 of Eq. 2 (the authors' code used 0.2)
+    config.loss.perceptual = 1.0  # λ2
+    config.loss.adversarial = 1.0  # λ3; 0 disables the discriminator entirely
+    config.loss.correlation = 1.0  # weight of l_corr; 0 disables the correlation nets
+    config.loss.correlation_mode = "derivative"  # or "non_derivative" (Table 2 (f))
+    config.loss.discriminator = "three"  # "three", "two" (Table 2 g, h) or "frame_diff" (i)
+    config.loss.fake_weight = 0.5  # λp of Eq. 4
+    config.loss.mismatch_weight = 0.5  # λu of Eq. 4 (mismatched audio)
+
+    config.optim = ml_collections.ConfigDict()
+    config.optim.learning_rate = 2e-4  # generator and discriminator (Adam)
+    config.optim.b1 = 0.5
+    config.optim.b2 = 0.999
+    config.optim.weight_decay = 4e-4  # coupled L2, as PyTorch's Adam
+    config.optim.correlation_learning_rate = 1e-4  # phi_s, phi_v
+    config.optim.flownet_learning_rate = 1e-4  # FlowNet keeps training in the GAN stage
+    config.optim.train_flownet = True  # False freezes the pretrained FlowNet
+
+    config.flownet = ml_collections.ConfigDict()
+    config.flownet.width = 1.0  # FlowNetS channel multiplier
+    config.flownet.checkpoint = ""  # pretrained FlowNet; "" = pretrain in WORKDIR/pretrain
+    config.flownet.synthetic_steps = 20_000  # pretraining on generated shapes
+    config.flownet.finetune_steps = 5_000  # fine-tuning on lip crops (TV-L1 targets)
+    config.flownet.batch_size = 16
+    config.flownet.learning_rate = 1e-4
+    config.flownet.weight_decay = 4e-4
+    config.flownet.finetune_pairs = 2_000  # lip-crop pairs given classical-flow targets
+
+    config.perceptual = ml_collections.ConfigDict()
+    config.perceptual.width = 1.0  # autoencoder channel multiplier
+    config.perceptual.num_residual_blocks = 6  # paper: 6
+    config.perceptual.checkpoint = ""  # pretrained autoencoder; "" = train in WORKDIR/pretrain
+    config.perceptual.steps = 10_000
+    config.perceptual.batch_size = 32
+    config.perceptual.learning_rate = 2e-4
+
+    config.eval = ml_collections.ConfigDict()
+    config.eval.split = "validation"  # periodic evaluation split
+    config.eval.every_steps = 1_000
+    config.eval.max_batches = 0  # 0 = the whole split
+    config.eval.num_samples = 4  # clips in the sample videos
+
+    config.log_every_steps = 50  # TensorBoard scalars and the progress bar
+    config.checkpoint_every_steps = 500
+    config.keep_checkpoints = 3  # latest checkpoints kept (the best is kept as well)
+    config.sample_every_steps = 1_000  # sample videos (mp4 + GIF) in WORKDIR/samples
+    return config
+
+
+def cpu_sized(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """Shrinks a config to models a 2-core CPU trains (documented in the README)."""
+    config.batch_size = 8
+    config.model.width = 0.25
+    config.model.generator_residual_blocks = 3
+    config.model.upsample = "subpixel"  # about 2x faster than transposed on XLA's CPU
+    config.model.conv3d_impl = "taps"
+    config.model.identity_skip = True  # see README: learning at CPU size needs it
+    config.flownet.width = 0.25
+    config.flownet.synthetic_steps = 1_500
+    config.flownet.finetune_steps = 300
+    config.flownet.finetune_pairs = 400
+    config.perceptual.width = 0.25
+    config.perceptual.num_residual_blocks = 3
+    config.perceptual.steps = 600
+    config.perceptual.batch_size = 32
+    return config
+
+
+# Loss switches of each column of Table 2 (the paper's ablations on GRID).
+TABLE_2 = {
+    "a": {"adversarial": 0.0},
+    "b": {"pixel": 0.0},
+    "c": {"perceptual": 0.0},
+    "d": {"correlation": 0.0},
+    "e": {},
+    "f": {"correlation_mode": "non_derivative"},
+    "g": {"discriminator": "two"},
+    "h": {"discriminator": "two", "correlation": 0.0},
+    "i": {"discriminator": "frame_diff"},
+}
+
+
+def table_2_config(column: str, variant: str = "") -> ml_collections.ConfigDict:
+    """Column (a)..(i) of Table 2. Variants: "" (GRID, paper sizes), "synthetic" (the
+    CPU-sized default run's settings on synthetic_lips/small), "smoke" (a few steps on
+    synthetic_lips/tiny)."""
+    if column not in TABLE_2:
+        raise ValueError(f"column: expected one of {sorted(TABLE_2)}, got {column!r}")
+    if variant == "":
+        config = base_config()
+        config.dataset = "grid"
+    elif variant in ("synthetic", "smoke"):
+        config = cpu_sized(base_config())
+        config.num_steps = 20_000
+        config.eval.every_steps = 500
+        if variant == "smoke":
+            smoke(config)
+    else:
+        raise ValueError(f"variant: expected '', 'synthetic' or 'smoke', got {variant!r}")
+    config.loss.update(TABLE_2[column])
+    return config
+
+
+def smoke(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """A few steps of tiny models on synthetic_lips/tiny: checks a config end to end."""
+    config.dataset = "synthetic_lips/tiny"
+    config.batch_size = 8
+    config.num_steps = 4
+    config.model.width = 0.125
+    config.model.generator_residual_blocks = 1
+    config.model.upsample = "subpixel"
+    config.model.conv3d_impl = "taps"
+    config.flownet.width = 0.125
+    config.flownet.synthetic_steps = 4
+    config.flownet.finetune_steps = 2
+    config.flownet.finetune_pairs = 8
+    config.perceptual.width = 0.125
+    config.perceptual.num_residual_blocks = 1
+    config.perceptual.steps = 4
+    config.perceptual.batch_size = 8
+    config.eval.every_steps = 2
+    config.eval.max_batches = 1
+    config.eval.num_samples = 2
+    config.checkpoint_every_steps = 2
+    config.log_every_steps = 1
+    return config

@@ -1,0 +1,35 @@
+"""Entry point: parses flags and runs `train.train_and_evaluate(config, workdir)`.
+
+python -m lipjax.main --config=experiments/synthetic.py --workdir=runs/synthetic
+python -m lipjax.main --config=experiments/grid.py:smoke --workdir=/tmp/grid_smoke
+"""
+
+from __future__ import annotations
+
+import jax
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from lipjax import sharding, train
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and samples.")
+config_flags.DEFINE_config_file(
+    "config", None, "An experiments/*.py file, optionally with ':variant'.", lock_config=True
+)
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    if not FLAGS["verbosity"].present:  # orbax and grain log every save at INFO
+        logging.set_verbosity(logging.WARNING)
+    sharding.initialize_distributed()
+    logging.info("JAX process %d of %d, devices: %s", jax.process_index(),
+                 jax.process_count(), jax.devices())  # fmt: skip
+    train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,729 @@
+"""Pretraining of the differentiable optical flow, FlowNetS (Dosovitskiy et al., ICCV 2015).
+
+The paper fine-tunes a FlyingChairs-pretrained FlowNet; those weights cannot be fetched here,
+so (SPEC "Optical flow") we train it in two stages:
+
+* Stage A, "synthetic": generated FlyingChairs-like pairs with exact flow
+  (`lipjax.flow_data.synthetic_flow_batch`), multi-scale end-point-error loss.
+* Stage B, "finetune": consecutive lip-crop frames of the training split with classical TV-L1
+  targets (Zach et al., DAGM 2007; scikit-image), computed once and cached in the workdir,
+  mixed with a share of synthetic pairs so that the exact-flow skill is kept.
+
+Both use Adam with coupled L2 weight decay 4e-4 (as PyTorch's Adam): stage B at the paper's
+1e-4 (`flownet.learning_rate`), stage A from scratch at `flownet.synthetic_learning_rate`
+(1e-3 by default: at 1e-4 a CPU-length run did not get below zero flow's error). Flows are
+(dx, dy) in pixels of the 64x64 frames / 20, from the first frame of a pair to the second;
+FlowNet's 16x16 output holds values in those same units (not rescaled to its grid).
+
+Files written in the workdir:
+
+* `flownet/`: the final FlowNetS params (orbax; `load_flownet`, `load_flownet_model`);
+  `flownet_report.json`: the report. With both present, `run` returns the saved report.
+* `flownet_synthetic/` and `flownet_synthetic_report.json`: the stage-A result; a rerun after
+  a kill in stage B starts from it (resume at stage granularity).
+* `flownet_progress/<stage>/`: params, optimiser state and loss log every
+  `flownet.checkpoint_every` steps; a killed stage resumes from its last one (batches are a
+  function of (seed, step), so the resumed run sees the same data). Removed when the stage
+  ends.
+* `lip_flow_targets_<split>.npz`: lip pairs (uint8) with their TV-L1 targets.
+
+The helpers for datasets, checkpoints and the resumable training loop are shared with
+`lipjax.pretrain_perceptual`.
+
+    python -m lipjax.pretrain_flownet --workdir /tmp/flownet --data_dir /tmp/tfds_small
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import concurrent.futures
+import dataclasses
+import json
+import logging
+import os
+import shutil
+import time
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+import orbax.checkpoint as ocp
+from tqdm import tqdm
+
+from lipjax import flow_data
+from lipjax.models.flownet import FlowNetS, multiscale_epe
+
+logger = logging.getLogger(__name__)
+
+FLOWNET_CHECKPOINT = "flownet"
+FLOWNET_REPORT = "flownet_report.json"
+SYNTHETIC_CHECKPOINT = "flownet_synthetic"
+SYNTHETIC_REPORT = "flownet_synthetic_report.json"
+PROGRESS_DIR = "flownet_progress"
+
+FRAME_SIZE = 64
+FLOW_RESOLUTION = 16  # FlowNetS's finest prediction for 64x64 frames (1/4 resolution)
+# Pairs whose largest true displacement is at most this many pixels count as "small motion".
+SMALL_MOTION_PX = 3.0
+
+# Independent random streams, mixed into the seed: np.random.default_rng([seed, stream, ...]).
+_STREAM_SYNTHETIC_TRAIN = 1
+_STREAM_SYNTHETIC_EVAL = 2
+_STREAM_FINETUNE_TRAIN = 3
+_STREAM_LIP_PAIRS = 4
+
+
+def default_config() -> ml_collections.ConfigDict:
+    """Defaults sized for a 2-core CPU (about 6 minutes for both stages on `small`)."""
+    config = ml_collections.ConfigDict()
+    config.dataset = "synthetic_lips/small"
+    config.data_dir = None
+    config.seed = 0
+    config.flownet = ml_collections.ConfigDict(
+        {
+            "width": 0.25,  # channel multiplier of FlowNetS (1.0 = the paper's network)
+            "synthetic_steps": 1000,
+            "finetune_steps": 400,
+            "batch_size": 16,
+            # Stage A (from scratch, generated pairs). Measured on 2 CPU cores: after 300 steps
+            # at 1e-4 the held-out EPE was still above zero flow's; at 1e-3 it fell to 0.72x
+            # zero flow's in 800 steps.
+            "synthetic_learning_rate": 1e-3,
+            # Stage B (fine-tuning on lip crops), as the paper's FlowNet updates.
+            "learning_rate": 1e-4,
+            "weight_decay": 4e-4,  # coupled L2, as PyTorch's Adam
+            # He init makes FlowNetS's first flows about 4x larger than typical targets; the
+            # predict_flow kernels start scaled by this (1.0: plain He init).
+            "output_init_scale": 0.1,
+            "small_motion_share": 0.4,  # generated pairs moving <= 2 px, like lip crops
+            # Stage A draws batches from a pool of generated pairs, renewing a few per step
+            # (rendering every pair anew cost more than a training step on 2 CPU cores).
+            "synthetic_pool_size": 512,
+            "synthetic_refresh_per_step": 4,
+            "finetune_pairs": 2000,  # training lip pairs given TV-L1 targets
+            "finetune_synthetic_share": 0.25,  # generated pairs in each fine-tuning batch
+            "validation_pairs": 256,  # held-out lip pairs (validation split) for the report
+            "synthetic_eval_pairs": 256,  # held-out generated pairs for the report
+            "tvl1_eval_pairs": 64,  # of those, how many TV-L1 is scored on as a reference
+            "target_workers": 2,  # processes computing TV-L1 targets
+            "log_every": 50,
+            "checkpoint_every": 250,
+        }
+    )
+    return config
+
+
+# ------------------------------------------------------------------- shared helpers
+
+
+def merged_config(
+    config: ml_collections.ConfigDict, defaults: ml_collections.ConfigDict, section: str
+) -> ml_collections.ConfigDict:
+    """`defaults` overridden by the top-level `dataset`, `data_dir`, `seed` and the `section`
+    fields present in `config` (an experiment config may hold more sections, or fewer
+    fields)."""
+    merged = ml_collections.ConfigDict(defaults.to_dict())
+    with merged.unlocked():
+        for key in ("dataset", "data_dir", "seed"):
+            if key in config:
+                merged[key] = config[key]
+        if section in config:
+            for key, value in config[section].items():
+                merged[section][key] = value
+    return merged
+
+
+def open_prepared_builder(name: str, data_dir: str | None):
+    """The TFDS builder `name` (e.g. "synthetic_lips/small") in `data_dir`, already built."""
+    import tensorflow_datasets as tfds
+
+    import data_pipeline  # noqa: F401  (registers the lipjax builders)
+
+    builder = tfds.builder(name, data_dir=data_dir)
+    if not builder.is_prepared():
+        dataset, _, config = name.partition("/")
+        build = f"python -m data_pipeline.{dataset} build"
+        if config:
+            build += f" --config={config}"
+        if data_dir:
+            build += f" --data_dir={data_dir}"
+        raise FileNotFoundError(
+            f"dataset {name!r} is not built in {data_dir or 'the default TFDS data_dir'}; "
+            f"build it with: {build}"
+        )
+    return builder
+
+
+def save_json(path: str | os.PathLike, content: Any) -> None:
+    """Write JSON atomically (temporary file, then rename)."""
+    path = Path(path)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(content, indent=2, sort_keys=False) + "\n")
+    os.replace(temporary, path)
+
+
+def save_checkpoint(
+    path: str | os.PathLike, tree: Any, metadata: dict[str, Any] | None = None
+) -> None:
+    """Save a pytree of arrays with orbax (overwriting), plus JSON-able `metadata`."""
+    with ocp.StandardCheckpointer() as checkpointer:
+        checkpointer.save(
+            Path(path).resolve(), jax.device_get(tree), force=True, custom_metadata=metadata
+        )
+
+
+def restore_checkpoint(path: str | os.PathLike) -> tuple[Any, dict[str, Any]]:
+    """(pytree, metadata) saved by `save_checkpoint`, restored onto this process's first
+    device whatever device it was saved from."""
+    path = Path(path).resolve()
+    if not path.exists():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    with ocp.StandardCheckpointer() as checkpointer:
+        metadata = checkpointer.metadata(path)
+        target = jax.tree.map(_abstract_on_first_device, metadata.item_metadata.tree)
+        tree = checkpointer.restore(path, target)
+    return tree, dict(metadata.custom_metadata or {})
+
+
+def _abstract_on_first_device(leaf: Any) -> jax.ShapeDtypeStruct:
+    sharding = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    return jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=sharding)
+
+
+@dataclasses.dataclass
+class TrainingResult:
+    state: Any
+    log: list[dict[str, float]]  # {"step", "loss"}: mean loss of each logging window
+    wall_s: float  # training time, summed over resumed runs
+    data_ms_per_batch: float  # batch preparation time (overlapped with the steps)
+    resumed_from: int  # 0, or the step a progress checkpoint let us start from
+
+
+def train_resumable(
+    *,
+    state: Any,
+    train_step: Callable[[Any, tuple[np.ndarray, ...]], tuple[Any, jax.Array]],
+    make_batch: Callable[[int], tuple[np.ndarray, ...]],
+    num_steps: int,
+    progress_dir: str | os.PathLike,
+    description: str,
+    log_every: int,
+    checkpoint_every: int,
+) -> TrainingResult:
+    """Run `num_steps` of `state, loss = train_step(state, make_batch(step))` with a tqdm bar.
+
+    `make_batch` must be a function of the step alone (seeded by it), so that a resumed run
+    sees the same batches; it runs one step ahead in a thread, overlapping the jitted step.
+    Every `checkpoint_every` steps the state and the loss log are saved in `progress_dir`;
+    a later call with the same `progress_dir` resumes from there. The caller removes the
+    directory once the stage's result is saved.
+    """
+    progress_dir = Path(progress_dir).resolve()
+    options = ocp.CheckpointManagerOptions(max_to_keep=1, create=True)
+    manager = ocp.CheckpointManager(progress_dir, options=options)
+    start, log, wall_before = 0, [], 0.0
+    latest = manager.latest_step()
+    if latest is not None and latest <= num_steps:
+        restored = manager.restore(
+            latest,
+            args=ocp.args.Composite(
+                state=ocp.args.StandardRestore(jax.tree.map(_abstract_on_first_device, state)),
+                log=ocp.args.JsonRestore(),
+            ),
+        )
+        state, start = restored["state"], latest
+        log, wall_before = restored["log"]["log"], restored["log"]["wall_s"]
+        logger.info("%s: resuming from step %d (%s)", description, start, progress_dir)
+
+    data_seconds = []
+
+    def timed_batch(step: int) -> tuple[np.ndarray, ...]:
+        begin = time.perf_counter()
+        batch = make_batch(step)
+        data_seconds.append(time.perf_counter() - begin)
+        return batch
+
+    started = time.perf_counter()
+    window: list[jax.Array] = []
+    bar = tqdm(total=num_steps, initial=start, desc=description, unit="step")
+    try:
+        with concurrent.futures.ThreadPoolExecutor(1) as prefetcher:
+            upcoming = prefetcher.submit(timed_batch, start) if start < num_steps else None
+            for step in range(start, num_steps):
+                batch = upcoming.result()
+                if step + 1 < num_steps:
+                    upcoming = prefetcher.submit(timed_batch, step + 1)
+                state, loss = train_step(state, batch)
+                window.append(loss)
+                done = step + 1
+                if done % log_every == 0 or done == num_steps:
+                    mean_loss = float(np.mean(jax.device_get(window)))
+                    window = []
+                    log.append({"step": done, "loss": mean_loss})
+                    bar.set_postfix(loss=f"{mean_loss:.4f}")
+                    logger.info("%s step %d: loss %.5f", description, done, mean_loss)
+                bar.update()
+                if done % checkpoint_every == 0 and done < num_steps:
+                    wall = wall_before + time.perf_counter() - started
+                    progress = {"log": list(log), "wall_s": wall}
+                    manager.save(
+                        done,
+                        args=ocp.args.Composite(
+                            state=ocp.args.StandardSave(state), log=ocp.args.JsonSave(progress)
+                        ),
+                    )
+        jax.block_until_ready(state)
+    finally:  # also when interrupted: let a progress checkpoint being written complete
+        bar.close()
+        manager.wait_until_finished()
+        manager.close()
+    return TrainingResult(
+        state=state,
+        log=log,
+        wall_s=wall_before + time.perf_counter() - started,
+        data_ms_per_batch=1000 * float(np.mean(data_seconds)) if data_seconds else 0.0,
+        resumed_from=start,
+    )
+
+
+def loss_summary(log: list[dict[str, float]]) -> dict[str, float]:
+    """First and last logged losses of a training log."""
+    if not log:
+        return {}
+    return {"loss_first": log[0]["loss"], "loss_last": log[-1]["loss"]}
+
+
+# -------------------------------------------------------------------- FlowNet parts
+
+
+def _adam_with_l2(learning_rate: float, weight_decay: float) -> optax.GradientTransformation:
+    return optax.chain(optax.add_decayed_weights(weight_decay), optax.adam(learning_rate))
+
+
+def make_optimizer(learning_rate: float, weight_decay: float) -> optax.GradientTransformation:
+    """Adam with coupled L2 weight decay, as PyTorch's `Adam(weight_decay=...)`.
+
+    The hyperparameters live in the optimiser state, so one jitted step serves optimisers
+    of any learning rate (stage A and stage B share one compilation).
+    """
+    return optax.inject_hyperparams(_adam_with_l2)(
+        learning_rate=learning_rate, weight_decay=weight_decay
+    )
+
+
+def make_train_step(model: FlowNetS, optimizer: optax.GradientTransformation):
+    """Jitted step on {"params", "opt_state"} and a batch (pairs, target flow) where the target
+    is at full resolution or at 16x16 (the loss pools it to every FlowNet scale)."""
+
+    @jax.jit
+    def train_step(state, batch):
+        pairs, target = batch
+
+        def loss_fn(params):
+            return multiscale_epe(model.apply({"params": params}, pairs), target)
+
+        loss, grads = jax.value_and_grad(loss_fn)(state["params"])
+        updates, opt_state = optimizer.update(grads, state["opt_state"], state["params"])
+        params = optax.apply_updates(state["params"], updates)
+        return {"params": params, "opt_state": opt_state}, loss
+
+    return train_step
+
+
+def make_flow_predictor(model: FlowNetS, batch_size: int = 64):
+    """predict(params, pairs (N, 64, 64, 6) float in [-1, 1]) -> (N, 64, 64, 2) numpy: the
+    finest FlowNet flow, up-sampled x4 bilinearly (values unchanged: pixels / 20)."""
+
+    @jax.jit
+    def predict_batch(params, pairs):
+        finest = model.apply({"params": params}, pairs)[0]
+        shape = (finest.shape[0], *pairs.shape[1:3], 2)
+        return jax.image.resize(finest.astype(jnp.float32), shape, "bilinear")
+
+    def predict(params, pairs: np.ndarray) -> np.ndarray:
+        outputs = []
+        for begin in range(0, len(pairs), batch_size):
+            chunk = pairs[begin : begin + batch_size]
+            padded = np.concatenate([chunk, np.zeros_like(chunk[: batch_size - len(chunk)])])
+            outputs.append(np.asarray(predict_batch(params, padded))[: len(chunk)])
+        return np.concatenate(outputs)
+
+    return predict
+
+
+def pool_flow(flow: np.ndarray, resolution: int = FLOW_RESOLUTION) -> np.ndarray:
+    """Average-pool flows (N, H, W, 2) to (N, resolution, resolution, 2), as the loss does
+    (`downsample_flow`, in NumPy)."""
+    count, height, width, channels = flow.shape
+    blocks = flow.reshape(
+        count, resolution, height // resolution, resolution, width // resolution, channels
+    )
+    return blocks.mean(axis=(2, 4), dtype=np.float32)
+
+
+def uint8_to_unit(frames: np.ndarray) -> np.ndarray:
+    """uint8 frames -> float32 in [-1, 1]."""
+    return frames.astype(np.float32) / 127.5 - 1.0
+
+
+def flip_horizontally(pairs: np.ndarray, flow: np.ndarray, flip: np.ndarray):
+    """Mirror the selected pairs (N, H, W, C) and their flows (N, h, w, 2) left-right."""
+    pairs = np.where(flip[:, None, None, None], pairs[:, :, ::-1], pairs)
+    mirrored = flow[:, :, ::-1] * np.array([-1.0, 1.0], np.float32)
+    return pairs, np.where(flip[:, None, None, None], mirrored, flow)
+
+
+def load_flownet(path: str | os.PathLike) -> Any:
+    """FlowNetS params saved by `run`: use as `FlowNetS(width).apply({"params": params}, ...)`
+    (or `video_flows(model.apply, {"params": params}, video)`)."""
+    params, _ = restore_checkpoint(path)
+    return params
+
+
+def load_flownet_model(path: str | os.PathLike) -> tuple[FlowNetS, Any]:
+    """(FlowNetS of the saved width, params) from a checkpoint written by `run`."""
+    params, metadata = restore_checkpoint(path)
+    if "width" in metadata:
+        width = float(metadata["width"])
+    else:  # conv1 has round(64 * width) output channels
+        width = params["conv1"]["kernel"].shape[-1] / 64
+    return FlowNetS(width=width), params
+
+
+# ----------------------------------------------------------------------- lip targets
+
+
+def sample_lip_pairs(source, num_pairs: int, rng: np.random.Generator) -> np.ndarray:
+    """`num_pairs` consecutive-frame pairs (N, 64, 64, 6) uint8 from a data source of
+    utterances, spread evenly over the utterances (repeats only if the corpus has fewer
+    pairs than asked for)."""
+    order = rng.permutation(len(source))
+    per_utterance = max(1, -(-num_pairs // len(source)))
+    pairs = []
+    while len(pairs) < num_pairs:
+        for index in order:
+            frames = source[int(index)]["frames"]
+            available = len(frames) - 1
+            if available < 1:
+                continue
+            take = min(per_utterance, available, num_pairs - len(pairs))
+            for t in rng.choice(available, size=take, replace=False):
+                pairs.append(np.concatenate([frames[t], frames[t + 1]], axis=-1))
+            if len(pairs) >= num_pairs:
+                break
+        per_utterance *= 2  # short corpus: take more pairs from each utterance
+    return np.stack(pairs)
+
+
+def lip_flow_targets(
+    settings: ml_collections.ConfigDict,
+    split: str,
+    num_pairs: int,
+    workdir: Path,
+    resolution: int | None,
+) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
+    """Lip pairs of `split` with TV-L1 targets, cached in `workdir`.
+
+    Returns (pairs (N, 64, 64, 6) uint8, flow (N, r, r, 2) float32 in pixels / 20 with r =
+    `resolution` (None: full resolution), info). The cache is reused when it was made for the
+    same dataset, seed and number of pairs.
+    """
+    cache = workdir / f"lip_flow_targets_{split}.npz"
+    key = f"{settings.dataset}|{settings.seed}|{num_pairs}|{resolution}"
+    if cache.exists():
+        with np.load(cache) as stored:
+            if str(stored["key"]) == key:
+                info = {"target_wall_s": float(stored["target_wall_s"]), "cached": True}
+                return stored["pairs"], stored["flow"], info
+    builder = open_prepared_builder(settings.dataset, settings.data_dir)
+    rng = np.random.default_rng([settings.seed, _STREAM_LIP_PAIRS, zlib.crc32(split.encode())])
+    pairs = sample_lip_pairs(builder.as_data_source(split=split), num_pairs, rng)
+    started = time.perf_counter()
+    flow = flow_data.tvl1_flows(
+        pairs, settings.flownet.target_workers, description=f"TV-L1 targets ({split})"
+    )
+    target_wall_s = time.perf_counter() - started
+    if resolution is not None:
+        flow = pool_flow(flow, resolution)
+    temporary = cache.with_name(cache.stem + ".tmp.npz")
+    np.savez_compressed(
+        temporary, pairs=pairs, flow=flow, key=np.array(key), target_wall_s=target_wall_s
+    )
+    os.replace(temporary, cache)
+    return pairs, flow, {"target_wall_s": target_wall_s, "cached": False}
+
+
+# --------------------------------------------------------------------------- stages
+
+
+def _synthetic_eval_set(settings: ml_collections.ConfigDict):
+    rng = np.random.default_rng([settings.seed, _STREAM_SYNTHETIC_EVAL])
+    return flow_data.synthetic_flow_batch(
+        rng,
+        settings.flownet.synthetic_eval_pairs,
+        small_motion_share=settings.flownet.small_motion_share,
+    )
+
+
+def _synthetic_scores(predict, params, pairs, flow) -> dict[str, float]:
+    predicted = predict(params, pairs)
+    largest = np.linalg.norm(flow, axis=-1).max(axis=(1, 2)) * flow_data.FLOW_SCALE
+    small = largest <= SMALL_MOTION_PX
+    scores = {
+        "flownet": flow_data.end_point_error(predicted, flow),
+        "zero": flow_data.end_point_error(np.zeros_like(flow), flow),
+    }
+    if small.any():
+        scores["flownet_small_motion"] = flow_data.end_point_error(predicted[small], flow[small])
+        scores["zero_small_motion"] = flow_data.end_point_error(0 * flow[small], flow[small])
+        scores["small_motion_pairs"] = int(small.sum())
+    return scores
+
+
+def init_flownet_params(model: FlowNetS, seed: int, output_init_scale: float = 1.0) -> Any:
+    """FlowNetS params, with the kernels of the predict_flow layers scaled by
+    `output_init_scale`."""
+    params = model.init(jax.random.key(seed), jnp.zeros((1, FRAME_SIZE, FRAME_SIZE, 6)))
+    params = dict(params["params"])
+    for name, layer in params.items():
+        if name.startswith("predict_flow"):
+            params[name] = {**layer, "kernel": layer["kernel"] * output_init_scale}
+    return params
+
+
+def _synthetic_stage(settings, model, train_step, predict, workdir: Path):
+    """Stage A: train from scratch on generated pairs; returns (params, report)."""
+    options = settings.flownet
+    params = init_flownet_params(model, settings.seed, options.output_init_scale)
+    optimizer = make_optimizer(options.synthetic_learning_rate, options.weight_decay)
+    state = {"params": params, "opt_state": optimizer.init(params)}
+
+    # A short run never renders more pairs than it would have rendered fresh.
+    refresh = options.synthetic_refresh_per_step
+    pool_size = refresh * max(
+        1, min(options.synthetic_pool_size // refresh, options.synthetic_steps)
+    )
+    pool = flow_data.SyntheticFlowPool(
+        settings.seed,
+        _STREAM_SYNTHETIC_TRAIN,
+        options.batch_size,
+        pool_size=pool_size,
+        refresh_per_step=refresh,
+        small_motion_share=options.small_motion_share,
+        reduce_flow=pool_flow,
+    )
+
+    result = train_resumable(
+        state=state,
+        train_step=train_step,
+        make_batch=pool.batch,
+        num_steps=options.synthetic_steps,
+        progress_dir=workdir / PROGRESS_DIR / "synthetic",
+        description="FlowNet synthetic",
+        log_every=options.log_every,
+        checkpoint_every=options.checkpoint_every,
+    )
+    params = result.state["params"]
+    pairs, flow = _synthetic_eval_set(settings)
+    scores = _synthetic_scores(predict, params, pairs, flow)
+    tvl1_count = min(options.tvl1_eval_pairs, len(pairs))
+    if tvl1_count:
+        tvl1 = flow_data.tvl1_flows(pairs[:tvl1_count], options.target_workers, progress=False)
+        scores["tvl1"] = flow_data.end_point_error(tvl1, flow[:tvl1_count])
+        scores["flownet_on_tvl1_pairs"] = flow_data.end_point_error(
+            predict(params, pairs[:tvl1_count]), flow[:tvl1_count]
+        )
+        scores["tvl1_pairs"] = tvl1_count
+    report = {
+        "steps": options.synthetic_steps,
+        "batch_size": options.batch_size,
+        "wall_s": round(result.wall_s, 1),
+        "data_ms_per_batch": round(result.data_ms_per_batch, 1),
+        "resumed_from_step": result.resumed_from,
+        **loss_summary(result.log),
+        "heldout_pairs": len(pairs),
+        "heldout_epe_px": scores,
+        "loss_log": result.log,
+    }
+    return params, report
+
+
+def _finetune_stage(settings, train_step, params, workdir: Path):
+    """Stage B: fine-tune on lip pairs with TV-L1 targets (fresh Adam moments); returns
+    (params, report)."""
+    options = settings.flownet
+    lip_pairs, lip_flow, target_info = lip_flow_targets(
+        settings, "train", options.finetune_pairs, workdir, FLOW_RESOLUTION
+    )
+    optimizer = make_optimizer(options.learning_rate, options.weight_decay)
+    state = {"params": params, "opt_state": optimizer.init(params)}
+    synthetic_count = round(options.finetune_synthetic_share * options.batch_size)
+    lip_count = options.batch_size - synthetic_count
+
+    def make_batch(step: int):
+        rng = np.random.default_rng([settings.seed, _STREAM_FINETUNE_TRAIN, step])
+        chosen = rng.integers(0, len(lip_pairs), lip_count)
+        pairs, flow = flip_horizontally(
+            uint8_to_unit(lip_pairs[chosen]), lip_flow[chosen], rng.random(lip_count) < 0.5
+        )
+        if synthetic_count:
+            extra_pairs, extra_flow = flow_data.synthetic_flow_batch(
+                rng, synthetic_count, small_motion_share=options.small_motion_share
+            )
+            pairs = np.concatenate([pairs, extra_pairs])
+            flow = np.concatenate([flow, pool_flow(extra_flow)])
+        return pairs.astype(np.float32), flow.astype(np.float32)
+
+    result = train_resumable(
+        state=state,
+        train_step=train_step,
+        make_batch=make_batch,
+        num_steps=options.finetune_steps,
+        progress_dir=workdir / PROGRESS_DIR / "finetune",
+        description="FlowNet fine-tune",
+        log_every=options.log_every,
+        checkpoint_every=options.checkpoint_every,
+    )
+    report = {
+        "steps": options.finetune_steps,
+        "batch_size": options.batch_size,
+        "lip_pairs_per_batch": lip_count,
+        "synthetic_pairs_per_batch": synthetic_count,
+        "wall_s": round(result.wall_s, 1),
+        "resumed_from_step": result.resumed_from,
+        **loss_summary(result.log),
+        "target_pairs": len(lip_pairs),
+        "target_wall_s": round(target_info["target_wall_s"], 1),
+        "targets_cached": target_info["cached"],
+        "loss_log": result.log,
+    }
+    return result.state["params"], report
+
+
+def run(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict:
+    """Pretrain FlowNetS (stage A on generated pairs, stage B on lip crops) and return the
+    report; see the module docstring for the files. Returns the saved report at once when
+    `workdir` already holds the final checkpoint and report."""
+    settings = merged_config(config, default_config(), "flownet")
+    options = settings.flownet
+    workdir = Path(workdir).resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    final_checkpoint, report_path = workdir / FLOWNET_CHECKPOINT, workdir / FLOWNET_REPORT
+    if final_checkpoint.exists() and report_path.exists():
+        logger.info("FlowNet already pretrained in %s; returning its report", workdir)
+        return json.loads(report_path.read_text())
+
+    started = time.perf_counter()
+    model = FlowNetS(width=options.width)
+    # One jitted step for both stages: the learning rate is part of the optimiser state.
+    train_step = make_train_step(model, make_optimizer(options.learning_rate, options.weight_decay))
+    predict = make_flow_predictor(model)
+    metadata = {"width": float(options.width)}
+
+    stage_a_checkpoint = workdir / SYNTHETIC_CHECKPOINT
+    stage_a_report_path = workdir / SYNTHETIC_REPORT
+    if stage_a_checkpoint.exists() and stage_a_report_path.exists():
+        params = load_flownet(stage_a_checkpoint)
+        synthetic_report = json.loads(stage_a_report_path.read_text())
+        logger.info("FlowNet stage A found in %s; skipping it", stage_a_checkpoint)
+    else:
+        params, synthetic_report = _synthetic_stage(settings, model, train_step, predict, workdir)
+        save_checkpoint(stage_a_checkpoint, params, metadata)
+        save_json(stage_a_report_path, synthetic_report)
+        shutil.rmtree(workdir / PROGRESS_DIR / "synthetic", ignore_errors=True)
+    synthetic_params = params
+
+    finetune_report: dict[str, Any] = {"steps": 0}
+    if options.finetune_steps > 0:
+        params, finetune_report = _finetune_stage(settings, train_step, params, workdir)
+
+    if options.validation_pairs > 0:
+        pairs, target, info = lip_flow_targets(
+            settings, "validation", options.validation_pairs, workdir, None
+        )
+        pairs = uint8_to_unit(pairs)
+        finetune_report["validation_pairs"] = len(pairs)
+        finetune_report["validation_target_wall_s"] = round(info["target_wall_s"], 1)
+        finetune_report["validation_epe_px_vs_tvl1"] = {
+            "flownet": flow_data.end_point_error(predict(params, pairs), target),
+            "flownet_before_finetune": flow_data.end_point_error(
+                predict(synthetic_params, pairs), target
+            ),
+            "zero": flow_data.end_point_error(np.zeros_like(target), target),
+        }
+    if options.finetune_steps > 0:
+        eval_pairs, eval_flow = _synthetic_eval_set(settings)
+        finetune_report["synthetic_heldout_epe_px_after"] = _synthetic_scores(
+            predict, params, eval_pairs, eval_flow
+        )
+
+    report = {
+        "model": {
+            "width": float(options.width),
+            "num_params": int(sum(leaf.size for leaf in jax.tree.leaves(params))),
+        },
+        "synthetic": synthetic_report,
+        "finetune": finetune_report,
+        "checkpoint": str(final_checkpoint),
+        "units": "EPE in pixels of the 64x64 frames; FlowNet's 16x16 flow up-sampled x4",
+        "total_wall_s": round(time.perf_counter() - started, 1),
+        "config": settings.to_dict(),
+    }
+    save_checkpoint(final_checkpoint, params, metadata)
+    save_json(report_path, report)
+    shutil.rmtree(workdir / PROGRESS_DIR, ignore_errors=True)
+    return report
+
+
+# ------------------------------------------------------------------------------ CLI
+
+
+def apply_overrides(config: ml_collections.ConfigDict, overrides: list[str]) -> None:
+    """Apply "a.b=value" strings (values parsed as Python literals, else kept as strings)."""
+    for override in overrides:
+        dotted, _, text = override.partition("=")
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            value = text
+        *parents, leaf = dotted.split(".")
+        node = config
+        for parent in parents:
+            node = node[parent]
+        node[leaf] = value
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workdir", required=True)
+    parser.add_argument("--dataset", default=None, help='e.g. "synthetic_lips/small"')
+    parser.add_argument("--data_dir", default=None)
+    parser.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config overrides, e.g. flownet.width=0.5",
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    config = default_config()
+    if args.dataset:
+        config.dataset = args.dataset
+    if args.data_dir:
+        config.data_dir = args.data_dir
+    apply_overrides(config, args.set)
+    report = run(config, args.workdir)
+    printable = {key: value for key, value in report.items() if key != "config"}
+    print(json.dumps(printable, indent=2))
+
+
+if __name__ == "__main__":
+    main()

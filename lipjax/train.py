@@ -1,0 +1,337 @@
+"""Training and evaluation loop: `train_and_evaluate(config, workdir)`.
+
+Stages (config.stage): "flownet" and "perceptual" pretrain those networks; "gan" trains
+the lip generator with the losses of Eq. 2 and 4, pretraining FlowNet and the perceptual
+autoencoder first (in WORKDIR/pretrain) unless their checkpoints are given. The run
+resumes from WORKDIR/checkpoints after a crash or kill, and saves on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import pathlib
+import signal
+import time
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+from absl import logging
+from tqdm import tqdm
+
+from lipjax import checkpointing, evaluation, input_pipeline, sharding, train_step, video_io
+from lipjax.audio import SAMPLE_RATE, SAMPLES_PER_VIDEO_FRAME
+
+
+class _Stop:
+    """Set by SIGTERM/SIGINT: the loop saves a checkpoint and returns."""
+
+    def __init__(self):
+        self.requested = False
+
+    def __call__(self, signum, frame):
+        del frame
+        logging.warning("Signal %d: saving a checkpoint and stopping.", signum)
+        self.requested = True
+
+
+def prepare_workdir(workdir: str) -> pathlib.Path:
+    """Creates WORKDIR, or raises a clear error when it cannot be written."""
+    path = pathlib.Path(workdir).expanduser().absolute()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write_test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as error:
+        raise PermissionError(
+            f"workdir: cannot write to {path} ({error.strerror}); choose another --workdir"
+        ) from error
+    return path
+
+
+def ensure_dataset(config: ml_collections.ConfigDict) -> None:
+    """Builds the synthetic corpus if it is missing (and allowed); else a clear error."""
+    builder = input_pipeline.load_builder(config.dataset, config.data_dir or None)
+    if builder.is_prepared():
+        return
+    if config.dataset.startswith("synthetic_lips") and config.build_if_missing:
+        logging.info("Building %s (first run only) ...", config.dataset)
+        print(f"Building {config.dataset} in {builder.data_dir} (first run only) ...", flush=True)
+        builder.download_and_prepare()
+        return
+    raise FileNotFoundError(
+        f"dataset {config.dataset} is not built in {builder.data_dir}; build it with:\n  "
+        + input_pipeline.build_command(config.dataset, config.data_dir or None)
+    )
+
+
+def _pretrained(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> tuple[Any, Any]:
+    """FlowNet params and perceptual-encoder variables, pretraining them if needed."""
+    from lipjax import pretrain_flownet, pretrain_perceptual
+
+    networks_need = train_step.build_networks(config)
+    flownet_params = perceptual_variables = None
+    if networks_need.flownet is not None:
+        path = config.flownet.checkpoint
+        if not path:
+            pretrain_flownet.run(config, str(workdir / "pretrain"))
+            path = str(workdir / "pretrain" / "flownet")
+        flownet_params = pretrain_flownet.load_flownet(path)
+    if networks_need.perceptual is not None:
+        path = config.perceptual.checkpoint
+        if not path:
+            pretrain_perceptual.run(config, str(workdir / "pretrain"))
+            path = str(workdir / "pretrain" / "perceptual")
+        _, perceptual_variables = pretrain_perceptual.load_perceptual_encoder(path)
+    return flownet_params, perceptual_variables
+
+
+class _Writers:
+    """TensorBoard event files (tensorboardX) and a metrics.jsonl beside them."""
+
+    def __init__(self, workdir: pathlib.Path):
+        from tensorboardX import SummaryWriter
+
+        self.primary = jax.process_index() == 0
+        self.tensorboard = SummaryWriter(str(workdir / "tensorboard")) if self.primary else None
+        self.jsonl = (workdir / "metrics.jsonl").open("a") if self.primary else None
+
+    def scalars(self, step: int, values: dict[str, float], prefix: str) -> None:
+        if not self.primary:
+            return
+        for name, value in values.items():
+            self.tensorboard.add_scalar(f"{prefix}/{name}", value, step)
+        self.jsonl.write(json.dumps({"step": step, "split": prefix, **values}) + "\n")
+        self.jsonl.flush()
+
+    def close(self) -> None:
+        if self.primary:
+            self.tensorboard.close()
+            self.jsonl.close()
+
+
+def write_samples(
+    result: evaluation.EvalResult, source, step: int, directory: pathlib.Path
+) -> list[pathlib.Path]:
+    """real | generated | identity clips as mp4 with their speech, and one GIF of all."""
+    directory.mkdir(parents=True, exist_ok=True)
+    samples = result.samples
+    grid = evaluation.sample_grid(samples)
+    gif = directory / f"step_{step:07d}.gif"
+    video_io.write_gif(gif, video_io.upscale(grid, 2))
+    written = [gif]
+    for row in range(len(samples["real"])):
+        clip = evaluation.sample_grid({k: v[row : row + 1] for k, v in samples.items()})
+        utterance, start = int(samples["utterance_index"][row]), int(samples["start_frame"][row])
+        sound = None
+        if source is not None and utterance >= 0:
+            waveform = np.asarray(source[utterance]["waveform"])
+            sound = waveform[
+                start * SAMPLES_PER_VIDEO_FRAME : (start + len(clip)) * SAMPLES_PER_VIDEO_FRAME
+            ]
+        path = directory / f"step_{step:07d}_clip{row}.mp4"
+        video_io.write_mp4(path, video_io.upscale(clip, 4), 25, sound, SAMPLE_RATE)
+        written.append(path)
+    return written
+
+
+def plot_curves(workdir: pathlib.Path) -> pathlib.Path | None:
+    """losses.png from metrics.jsonl: training losses and validation LMD against static."""
+    path = workdir / "metrics.jsonl"
+    if not path.exists():
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    train = [r for r in rows if r["split"] == "train"]
+    evals = [r for r in rows if r["split"] == "eval"]
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))
+    for key in sorted({k for r in train for k in r if k.startswith("loss_")} | {"generator_loss"}):
+        points = [(r["step"], r[key]) for r in train if key in r]
+        if points:
+            left.plot(*zip(*points, strict=False), label=key, lw=1)
+    left.set(xlabel="step", title="training losses", yscale="log")
+    left.legend(fontsize=7)
+    if evals:
+        steps = [r["step"] for r in evals]
+        right.plot(steps, [r["lmd"] for r in evals], marker=".", label="model LMD")
+        right.plot(steps, [r["static_lmd"] for r in evals], ls="--", label="static LMD")
+        right.set(xlabel="step", ylabel="LMD (px)", title="validation")
+        right.legend(fontsize=7)
+    figure.tight_layout()
+    out = workdir / "losses.png"
+    figure.savefig(out, dpi=110)
+    plt.close(figure)
+    return out
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
+    """Runs the configured stage in `workdir`; returns the final metrics."""
+    path = prepare_workdir(workdir)
+    if config.stage in ("flownet", "perceptual"):
+        ensure_dataset(config)
+        from lipjax import pretrain_flownet, pretrain_perceptual
+
+        stage = pretrain_flownet if config.stage == "flownet" else pretrain_perceptual
+        return stage.run(config, str(path))
+    if config.stage != "gan":
+        raise ValueError(f"stage: expected 'gan', 'flownet' or 'perceptual', got {config.stage!r}")
+    (path / "config.json").write_text(config.to_json_best_effort(indent=2))
+    ensure_dataset(config)
+    flownet_params, perceptual_variables = _pretrained(config, path)
+    return _train_gan(config, path, flownet_params, perceptual_variables)
+
+
+def _train_gan(config, workdir: pathlib.Path, flownet_params, perceptual_variables) -> dict:
+    mesh = sharding.make_mesh()
+    sharding.check_batch_size(config.batch_size, mesh)
+    data_sharding, replicated = sharding.data_sharding(mesh), sharding.replicated(mesh)
+    networks = train_step.build_networks(config)
+    optimizers = train_step.make_optimizers(config)
+    state = train_step.init_state(
+        networks,
+        config,
+        jax.random.key(config.seed),
+        flownet_params=flownet_params,
+        perceptual_variables=perceptual_variables,
+    )
+    state = jax.device_put(state, replicated)
+
+    data_dir = config.data_dir or None
+    train_iterator = input_pipeline.create_train_iterator(
+        config.dataset,
+        "train",
+        data_dir,
+        global_batch_size=config.batch_size,
+        seed=config.seed,
+        cache_dir=workdir / "data_index",
+    )
+    checkpoints = checkpointing.Checkpointer(workdir, keep=config.keep_checkpoints)
+    if checkpoints.latest_step() is not None:
+        state = checkpoints.restore(checkpointing.abstract_like(state), train_iterator)
+        logging.info("Resumed from step %d", int(state.step))
+        print(f"Resuming from step {int(state.step)} in {workdir}", flush=True)
+
+    step_fn = jax.jit(
+        functools.partial(
+            train_step.train_step,
+            networks=networks,
+            optimizers=optimizers,
+            loss_config=config.loss,
+        ),
+        in_shardings=(replicated, data_sharding),
+        out_shardings=(replicated, replicated),
+        donate_argnums=0,
+    )
+    generate_fn = jax.jit(
+        functools.partial(train_step.generate_videos, networks),
+        in_shardings=(replicated, replicated, data_sharding, data_sharding),
+        out_shardings=replicated,
+    )
+    landmark_scorer = evaluation.LandmarkScorer()
+    eval_source = input_pipeline.load_builder(config.dataset, data_dir).as_data_source(
+        split=config.eval.split
+    )
+
+    def run_eval(step: int) -> dict:
+        batches = input_pipeline.create_eval_iterator(
+            config.dataset,
+            config.eval.split,
+            data_dir,
+            global_batch_size=config.batch_size,
+            cache_dir=workdir / "data_index",
+        )
+
+        def generate(batch):
+            arrays = input_pipeline.to_global_arrays(
+                {"audio": batch["audio"], "identity": batch["identity"]}, data_sharding
+            )
+            return generate_fn(state.params, state.batch_stats, arrays["audio"], arrays["identity"])
+
+        result = evaluation.evaluate(
+            generate,
+            batches,
+            landmark_scorer,
+            num_samples=config.eval.num_samples,
+            max_batches=config.eval.max_batches,
+        )
+        scalars = result.scalars()
+        writers.scalars(step, scalars, "eval")
+        if jax.process_index() == 0:
+            write_samples(result, eval_source, step, workdir / "samples")
+        return scalars
+
+    writers = _Writers(workdir)
+    stop = _Stop()
+    previous_handlers = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
+    start_step = int(state.step)
+    last_eval: dict = {}
+    progress = tqdm(
+        total=config.num_steps,
+        initial=start_step,
+        desc="train",
+        unit="step",
+        dynamic_ncols=True,
+        disable=jax.process_index() != 0,
+    )
+    step = start_step
+    try:
+        history: list[dict] = []
+        window_start = time.perf_counter()
+        while step < config.num_steps and not stop.requested:
+            batch = next(train_iterator)
+            arrays = input_pipeline.to_global_arrays(
+                {k: batch[k] for k in ("audio", "identity", "video")}, data_sharding
+            )
+            state, metrics = step_fn(state, arrays)
+            step += 1
+            history.append(metrics)
+            progress.update(1)
+            if step % config.log_every_steps == 0 or step == config.num_steps:
+                values = {k: float(np.mean([m[k] for m in history])) for k in history[0]}
+                elapsed = time.perf_counter() - window_start
+                values["steps_per_second"] = len(history) / max(elapsed, 1e-9)
+                writers.scalars(step, values, "train")
+                progress.set_postfix(
+                    loss=f"{values['generator_loss']:.3f}", pix=f"{values['loss_pixel']:.3f}"
+                )
+                history, window_start = [], time.perf_counter()
+            if step % config.checkpoint_every_steps == 0:
+                checkpoints.save(step, state, train_iterator)
+            if step % config.eval.every_steps == 0:
+                last_eval = run_eval(step)
+                checkpoints.save_best(step, state, train_iterator, last_eval)
+                progress.write(_format_eval(step, last_eval))
+        if checkpoints.latest_step() != step:
+            checkpoints.save(step, state, train_iterator, force=True)
+        if not stop.requested and (not last_eval or step % config.eval.every_steps):
+            last_eval = run_eval(step)
+            checkpoints.save_best(step, state, train_iterator, last_eval)
+            progress.write(_format_eval(step, last_eval))
+    finally:
+        progress.close()
+        checkpoints.wait()
+        checkpoints.close()
+        writers.close()
+        for signum, handler in previous_handlers.items():
+            signal.signal(signum, handler)
+    if jax.process_index() == 0:
+        plot_curves(workdir)
+        (workdir / "final_metrics.json").write_text(
+            json.dumps({"step": step, **last_eval}, indent=2)
+        )
+    return {"step": step, **last_eval}
+
+
+def _format_eval(step: int, scalars: dict) -> str:
+    return (
+        f"step {step}: LMD {scalars['lmd']:.3f} (static {scalars['static_lmd']:.3f}), "
+        f"SSIM {scalars['ssim']:.3f} ({scalars['static_ssim']:.3f}), "
+        f"PSNR {scalars['psnr']:.2f} ({scalars['static_psnr']:.2f})"
+    )

@@ -1,0 +1,425 @@
+"""The networks, their state, and the ONE jit-compiled training step (paper Sec. 4).
+
+One step = one discriminator update, then one update of the generator together with the
+correlation networks and FlowNet, each group with its own Adam (SPEC "Losses and
+optimisation"). The generator runs forward once: `jax.vjp` keeps its pull-back so that the
+discriminator update in between costs no second generator pass.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any
+
+import flax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+
+from lipjax import losses
+from lipjax.models import (
+    AudioDerivativeNet,
+    Discriminator,
+    FlowEncoder,
+    FlowNetS,
+    Generator,
+    PerceptualEncoder,
+    video_flows,
+)
+
+PyTree = Any
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
+@dataclasses.dataclass(frozen=True)
+class Networks:
+    """The flax modules of one experiment; `None` where the config switches a part off."""
+
+    generator: Generator
+    flownet: FlowNetS | None
+    audio_correlation: AudioDerivativeNet | None
+    visual_correlation: FlowEncoder | None
+    discriminator: Discriminator | None
+    perceptual: PerceptualEncoder | None
+
+    @property
+    def needs_flows(self) -> bool:
+        """Flows feed the derivative correlation loss and the three-stream discriminator."""
+        correlation = self.visual_correlation is not None and self.visual_correlation.derivative
+        three = self.discriminator is not None and self.discriminator.streams == "three"
+        return correlation or three
+
+
+def build_networks(config: ml_collections.ConfigDict) -> Networks:
+    """Modules from `config.model`, `config.loss`, `config.flownet`, `config.perceptual`."""
+    model, loss = config.model, config.loss
+    if model.compute_dtype not in DTYPES:
+        raise ValueError(
+            f"model.compute_dtype: expected one of {sorted(DTYPES)}, got {model.compute_dtype!r}"
+        )
+    if loss.correlation_mode not in ("derivative", "non_derivative"):
+        raise ValueError(
+            "loss.correlation_mode: expected 'derivative' or 'non_derivative', got "
+            f"{loss.correlation_mode!r}"
+        )
+    if loss.discriminator not in ("three", "two", "frame_diff"):
+        raise ValueError(
+            "loss.discriminator: expected 'three', 'two' or 'frame_diff', got "
+            f"{loss.discriminator!r}"
+        )
+    common = {"dtype": DTYPES[model.compute_dtype]}
+    derivative = loss.correlation_mode == "derivative"
+    use_correlation = loss.correlation > 0
+    use_gan = loss.adversarial > 0
+    generator = Generator(
+        width=model.width,
+        num_residual_blocks=model.generator_residual_blocks,
+        upsample=model.upsample,
+        identity_skip=model.identity_skip,
+        conv3d_impl=model.conv3d_impl,
+        **common,
+    )
+    networks = Networks(
+        generator=generator,
+        flownet=FlowNetS(width=config.flownet.width, **common),
+        audio_correlation=AudioDerivativeNet(model.width, derivative, **common)
+        if use_correlation
+        else None,
+        visual_correlation=FlowEncoder(
+            model.width, derivative, conv3d_impl=model.conv3d_impl, **common
+        )
+        if use_correlation
+        else None,
+        discriminator=Discriminator(
+            model.width, loss.discriminator, conv3d_impl=model.conv3d_impl, **common
+        )
+        if use_gan
+        else None,
+        perceptual=PerceptualEncoder(
+            config.perceptual.width, config.perceptual.num_residual_blocks, **common
+        )
+        if loss.perceptual > 0
+        else None,
+    )
+    if not networks.needs_flows:
+        networks = dataclasses.replace(networks, flownet=None)
+    return networks
+
+
+@flax.struct.dataclass
+class TrainState:
+    """Everything a training run carries from step to step (a pytree of arrays).
+
+    params / batch_stats / opt_state are dicts keyed by network group: "generator",
+    "correlation" (phi_s and phi_v), "flownet", "discriminator". `frozen` holds the
+    perceptual encoder's variables, used but never trained.
+    """
+
+    step: jax.Array
+    params: dict
+    batch_stats: dict
+    opt_state: dict
+    frozen: dict
+
+
+def make_optimizers(config: ml_collections.ConfigDict) -> dict[str, optax.GradientTransformation]:
+    """Adam per group with coupled L2 weight decay (PyTorch's Adam(weight_decay=...))."""
+    optim = config.optim
+
+    def adam(learning_rate: float) -> optax.GradientTransformation:
+        return optax.chain(
+            optax.add_decayed_weights(optim.weight_decay),
+            optax.adam(learning_rate, b1=optim.b1, b2=optim.b2),
+        )
+
+    return {
+        "generator": adam(optim.learning_rate),
+        "discriminator": adam(optim.learning_rate),
+        "correlation": adam(optim.correlation_learning_rate),
+        "flownet": adam(optim.flownet_learning_rate)
+        if optim.train_flownet
+        else optax.set_to_zero(),
+    }
+
+
+def _split(variables: PyTree) -> tuple[PyTree, PyTree]:
+    variables = flax.core.unfreeze(variables)
+    return variables["params"], variables.get("batch_stats", {})
+
+
+def example_inputs(batch_size: int) -> dict[str, jax.Array]:
+    """Zero inputs of the SPEC shapes, for initialisation and shape checks."""
+    return {
+        "audio": jnp.zeros((batch_size, 64, 128, 1), jnp.float32),
+        "identity": jnp.zeros((batch_size, 64, 64, 3), jnp.float32),
+        "video": jnp.zeros((batch_size, 16, 64, 64, 3), jnp.float32),
+    }
+
+
+def init_state(
+    networks: Networks,
+    config: ml_collections.ConfigDict,
+    rng: jax.Array,
+    flownet_params: PyTree | None = None,
+    perceptual_variables: PyTree | None = None,
+) -> TrainState:
+    """Fresh parameters (He init) for every trained network; pretrained FlowNet and
+    perceptual-encoder variables are used where given."""
+    inputs = example_inputs(2)
+    keys = dict(
+        zip(
+            ("generator", "flownet", "audio", "visual", "disc"),
+            jax.random.split(rng, 5),
+            strict=False,
+        )
+    )
+    params, stats = {}, {}
+    params["generator"], stats["generator"] = _split(
+        networks.generator.init(keys["generator"], inputs["audio"], inputs["identity"], train=False)
+    )
+    video, audio_features = jax.eval_shape(
+        lambda: networks.generator.apply(
+            {"params": params["generator"], "batch_stats": stats["generator"]},
+            inputs["audio"],
+            inputs["identity"],
+            train=False,
+        )
+    )
+    flows = jnp.zeros((2, 15, 16, 16, 2), jnp.float32)
+    if networks.flownet is not None:
+        if flownet_params is None:
+            pairs = jnp.zeros((2, 64, 64, 6), jnp.float32)
+            flownet_params = networks.flownet.init(keys["flownet"], pairs)["params"]
+        params["flownet"], stats["flownet"] = flownet_params, {}
+    if networks.audio_correlation is not None:
+        visual_input = flows if networks.visual_correlation.derivative else inputs["video"]
+        audio_params, audio_stats = _split(
+            networks.audio_correlation.init(
+                keys["audio"], jnp.zeros(audio_features.shape, jnp.float32), train=False
+            )
+        )
+        visual_params, visual_stats = _split(
+            networks.visual_correlation.init(keys["visual"], visual_input, train=False)
+        )
+        params["correlation"] = {"audio": audio_params, "visual": visual_params}
+        stats["correlation"] = {"audio": audio_stats, "visual": visual_stats}
+    if networks.discriminator is not None:
+        params["discriminator"], stats["discriminator"] = _split(
+            networks.discriminator.init(
+                keys["disc"], inputs["audio"], inputs["video"], flows, train=False
+            )
+        )
+    frozen = {}
+    if networks.perceptual is not None:
+        if perceptual_variables is None:
+            raise ValueError(
+                "perceptual loss is on but no pretrained perceptual encoder was given; "
+                "set perceptual.checkpoint or let the trainer pretrain it"
+            )
+        frozen["perceptual"] = perceptual_variables
+    optimizers = make_optimizers(config)
+    opt_state = {name: optimizers[name].init(p) for name, p in params.items()}
+    del video
+    return TrainState(
+        step=jnp.zeros((), jnp.int32),
+        params=params,
+        batch_stats=stats,
+        opt_state=opt_state,
+        frozen=frozen,
+    )
+
+
+def _apply_bn(module: nn.Module, params, stats, *args, train: bool):
+    """Runs a module with BatchNorm; returns (output, updated stats)."""
+    if train:
+        out, updates = module.apply(
+            {"params": params, "batch_stats": stats}, *args, train=True, mutable=["batch_stats"]
+        )
+        return out, updates["batch_stats"]
+    return module.apply({"params": params, "batch_stats": stats}, *args, train=False), stats
+
+
+def _flows(networks: Networks, flownet_params, video: jax.Array) -> jax.Array:
+    return video_flows(networks.flownet.apply, {"params": flownet_params}, video)
+
+
+def _perceptual_features(networks: Networks, frozen, frames: jax.Array) -> jax.Array:
+    flat = frames.reshape((-1, *frames.shape[2:]))
+    return networks.perceptual.apply(frozen["perceptual"], flat, train=False)
+
+
+def _update(optimizer, grads, opt_state, params):
+    updates, opt_state = optimizer.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state
+
+
+def train_step(
+    state: TrainState,
+    batch: dict[str, jax.Array],
+    *,
+    networks: Networks,
+    optimizers: dict[str, optax.GradientTransformation],
+    loss_config: ml_collections.ConfigDict,
+) -> tuple[TrainState, dict[str, jax.Array]]:
+    """One discriminator update, then one generator + correlation + FlowNet update.
+
+    batch: `audio` (B, 64, 128, 1), `identity` (B, 64, 64, 3), `video` (B, 16, 64, 64, 3),
+    all float32 (the video and identity in [-1, 1]). Returns the new state and scalar metrics.
+    """
+    audio, identity, video = batch["audio"], batch["identity"], batch["video"]
+    params, stats = dict(state.params), dict(state.batch_stats)
+    opt_state = dict(state.opt_state)
+    metrics = {}
+
+    def generate(generator_params):
+        (fake, audio_features), new_stats = _apply_bn(
+            networks.generator, generator_params, stats["generator"], audio, identity, train=True
+        )
+        return (fake, audio_features), new_stats
+
+    (fake, audio_features), generator_pullback, stats["generator"] = jax.vjp(
+        generate, params["generator"], has_aux=True
+    )
+
+    flownet_params = params.get("flownet")
+    if networks.needs_flows:
+        real_flows = jax.lax.stop_gradient(_flows(networks, flownet_params, video))
+
+    # Discriminator: real pairs, generated videos and real videos with mismatched audio
+    # (another clip of the batch: rolling the batch gives k != j).
+    if networks.discriminator is not None:
+        three = networks.discriminator.streams == "three"
+        fake_detached = jax.lax.stop_gradient(fake)
+        fake_flows = _flows(networks, flownet_params, fake_detached) if three else None
+        mismatched_audio = jnp.roll(audio, 1, axis=0)
+
+        def discriminator_loss(d_params):
+            d_stats = stats["discriminator"]
+            disc = functools.partial(_apply_bn, networks.discriminator, d_params, train=True)
+            flows_or_none = real_flows if three else None
+            real_logits, d_stats = disc(d_stats, audio, video, flows_or_none)
+            fake_logits, d_stats = disc(d_stats, audio, fake_detached, fake_flows)
+            mismatch_logits, d_stats = disc(d_stats, mismatched_audio, video, flows_or_none)
+            loss = losses.discriminator_loss(
+                real_logits,
+                fake_logits,
+                mismatch_logits,
+                loss_config.fake_weight,
+                loss_config.mismatch_weight,
+            )
+            accuracy = (
+                jnp.mean(real_logits > 0)
+                + jnp.mean(fake_logits < 0)
+                + jnp.mean(mismatch_logits < 0)
+            ) / 3
+            return loss, (d_stats, accuracy)
+
+        (d_loss, (stats["discriminator"], d_accuracy)), d_grads = jax.value_and_grad(
+            discriminator_loss, has_aux=True
+        )(params["discriminator"])
+        params["discriminator"], opt_state["discriminator"] = _update(
+            optimizers["discriminator"],
+            d_grads,
+            opt_state["discriminator"],
+            params["discriminator"],
+        )
+        metrics.update(discriminator_loss=d_loss, discriminator_accuracy=d_accuracy)
+
+    # Generator side: everything differentiable w.r.t. the generated video and audio
+    # features, the correlation nets and FlowNet; the generator's own gradient comes from
+    # pulling the first two back through `generator_pullback`.
+    def generator_loss(fake, audio_features, correlation_params, flownet_params):
+        terms, new_stats = {}, {}
+        terms["pixel"] = losses.pixel_loss(fake, video)
+        if networks.perceptual is not None:
+            terms["perceptual"] = losses.perceptual_loss(
+                _perceptual_features(networks, state.frozen, video),
+                _perceptual_features(networks, state.frozen, fake),
+            )
+        fake_flows = _flows(networks, flownet_params, fake) if networks.needs_flows else None
+        if networks.audio_correlation is not None:
+            c_stats = stats["correlation"]
+            phi_s, audio_stats = _apply_bn(
+                networks.audio_correlation,
+                correlation_params["audio"],
+                c_stats["audio"],
+                audio_features,
+                train=True,
+            )
+            if networks.visual_correlation.derivative:
+                real_visual = _flows(networks, flownet_params, video)
+                fake_visual = fake_flows
+            else:
+                real_visual, fake_visual = video, fake
+            visual = functools.partial(
+                _apply_bn, networks.visual_correlation, correlation_params["visual"], train=True
+            )
+            phi_v_real, visual_stats = visual(c_stats["visual"], real_visual)
+            phi_v_fake, visual_stats = visual(visual_stats, fake_visual)
+            terms["correlation"] = 0.5 * losses.correlation_loss(
+                phi_s, phi_v_real
+            ) + 0.5 * losses.correlation_loss(phi_s, phi_v_fake)
+            new_stats["correlation"] = {"audio": audio_stats, "visual": visual_stats}
+        if networks.discriminator is not None:
+            fake_logits, _ = _apply_bn(
+                networks.discriminator,
+                params["discriminator"],
+                stats["discriminator"],
+                audio,
+                fake,
+                fake_flows if networks.discriminator.streams == "three" else None,
+                train=True,
+            )
+            terms["adversarial"] = losses.generator_adversarial_loss(fake_logits)
+        weights = {
+            "pixel": loss_config.pixel,
+            "perceptual": loss_config.perceptual,
+            "correlation": loss_config.correlation,
+            "adversarial": loss_config.adversarial,
+        }
+        total = sum(weights[name] * value for name, value in terms.items())
+        return total, (terms, new_stats)
+
+    (g_loss, (terms, new_stats)), grads = jax.value_and_grad(
+        generator_loss, argnums=(0, 1, 2, 3), has_aux=True
+    )(fake, audio_features, params.get("correlation"), flownet_params)
+    fake_grad, audio_features_grad, correlation_grads, flownet_grads = grads
+    (generator_grads,) = generator_pullback((fake_grad, audio_features_grad))
+    params["generator"], opt_state["generator"] = _update(
+        optimizers["generator"], generator_grads, opt_state["generator"], params["generator"]
+    )
+    if networks.audio_correlation is not None:
+        stats["correlation"] = new_stats["correlation"]
+        params["correlation"], opt_state["correlation"] = _update(
+            optimizers["correlation"],
+            correlation_grads,
+            opt_state["correlation"],
+            params["correlation"],
+        )
+    if flownet_params is not None:
+        params["flownet"], opt_state["flownet"] = _update(
+            optimizers["flownet"], flownet_grads, opt_state["flownet"], flownet_params
+        )
+    metrics["generator_loss"] = g_loss
+    metrics.update({f"loss_{name}": value for name, value in terms.items()})
+    metrics["generator_grad_norm"] = optax.global_norm(generator_grads)
+    new_state = state.replace(
+        step=state.step + 1, params=params, batch_stats=stats, opt_state=opt_state
+    )
+    return new_state, metrics
+
+
+def generate_videos(
+    networks: Networks, params: PyTree, batch_stats: PyTree, audio: jax.Array, identity: jax.Array
+) -> jax.Array:
+    """Inference: (B, 16, 64, 64, 3) float32 in [-1, 1] from audio windows and identities."""
+    video, _ = networks.generator.apply(
+        {"params": params["generator"], "batch_stats": batch_stats["generator"]},
+        audio,
+        identity,
+        train=False,
+    )
+    return video.astype(jnp.float32)

@@ -1,0 +1,221 @@
+"""lipjax.metrics against values known in closed form."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.ndimage
+
+from lipjax import metrics
+
+
+def _random_frames(shape, seed=0, low=0, high=256) -> np.ndarray:
+    return np.random.default_rng(seed).integers(low, high, size=shape, dtype=np.uint8)
+
+
+def _smooth_frames(shape, seed=0) -> np.ndarray:
+    """Natural-ish images: blurred noise, so that SSIM is neither ~0 nor ~1."""
+    noise = np.random.default_rng(seed).normal(size=shape)
+    blurred = scipy.ndimage.gaussian_filter(noise, sigma=(0,) * (len(shape) - 3) + (2, 2, 0))
+    blurred = (blurred - blurred.mean()) / blurred.std()
+    return np.clip(128 + 40 * blurred, 0, 255).astype(np.uint8)
+
+
+# PSNR
+
+
+def test_psnr_identical_frames_are_inf_per_frame_and_capped_in_the_mean():
+    frames = _random_frames((4, 16, 16, 3))
+    assert np.all(np.isinf(metrics.psnr_per_frame(frames, frames)))
+    assert metrics.psnr(frames, frames) == metrics.PSNR_CAP_DB == 100.0
+    assert metrics.psnr(frames, frames, cap_db=60.0) == 60.0
+
+
+def test_psnr_of_a_uniform_offset():
+    real = _random_frames((3, 8, 8, 3), high=250)
+    fake = real + np.uint8(5)  # no value reaches 256: no clipping, no wrap-around
+    expected = 20 * np.log10(255 / 5)
+    np.testing.assert_allclose(metrics.psnr_per_frame(real, fake), expected, rtol=1e-12)
+    np.testing.assert_allclose(metrics.psnr(real, fake), expected, rtol=1e-12)
+    np.testing.assert_allclose(metrics.psnr(fake, real), expected, rtol=1e-12)
+
+
+def test_psnr_of_plus_minus_noise():
+    real = np.full((2, 6, 6, 3), 100, np.uint8)
+    signs = np.where(np.indices((6, 6)).sum(axis=0) % 2 == 0, 3, -3)[None, :, :, None]
+    fake = (real.astype(int) + signs).astype(np.uint8)
+    np.testing.assert_allclose(metrics.psnr(real, fake), 20 * np.log10(255 / 3), rtol=1e-12)
+
+
+def test_psnr_does_not_wrap_around_uint8():
+    black = np.zeros((1, 8, 8, 3), np.uint8)
+    white = np.full((1, 8, 8, 3), 255, np.uint8)
+    # uint8 arithmetic would give 0 - 255 = 1, i.e. MSE 1 and 48.1 dB.
+    assert metrics.psnr(black, white) == pytest.approx(0.0, abs=1e-12)
+    # Half the frame wrong by 255: MSE = 255^2 / 2 -> 10 log10(2) dB.
+    half = black.copy()
+    half[:, :4] = 255
+    assert metrics.psnr(black, half) == pytest.approx(10 * np.log10(2), rel=1e-12)
+
+
+def test_psnr_average_over_frames_and_batch_shapes():
+    real = _random_frames((2, 3, 8, 8, 3), high=250)
+    fake = real.copy()
+    fake[0, 1] += 5
+    per_frame = metrics.psnr_per_frame(real, fake)
+    assert per_frame.shape == (2, 3)
+    assert per_frame[0, 1] == pytest.approx(20 * np.log10(51))
+    expected = (5 * 100.0 + 20 * np.log10(51)) / 6
+    assert metrics.psnr(real, fake) == pytest.approx(expected)
+
+
+def test_image_metrics_reject_float_and_mismatched_frames():
+    frames = _random_frames((2, 8, 8, 3))
+    with pytest.raises(TypeError, match="uint8"):
+        metrics.psnr(frames.astype(np.float32), frames)
+    with pytest.raises(ValueError, match="shape"):
+        metrics.ssim(frames, frames[:1])
+
+
+def test_to_uint8():
+    np.testing.assert_array_equal(
+        metrics.to_uint8(np.array([-1.0, -2.0, 0.0, 1.0, 3.0])), [0, 0, 128, 255, 255]
+    )
+
+
+# SSIM
+
+
+def _reference_ssim(real: np.ndarray, fake: np.ndarray) -> float:
+    """SSIM of one grey image pair written out from Wang et al. 2004 (Gaussian window,
+    sigma 1.5, radius 5, population statistics), mean over the valid region."""
+    x, y = real.astype(np.float64), fake.astype(np.float64)
+
+    def blur(image):
+        return scipy.ndimage.gaussian_filter(image, sigma=1.5, truncate=3.5)
+
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    mu_x, mu_y = blur(x), blur(y)
+    var_x = blur(x * x) - mu_x**2
+    var_y = blur(y * y) - mu_y**2
+    cov = blur(x * y) - mu_x * mu_y
+    ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / (
+        (mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2)
+    )
+    return float(ssim_map[5:-5, 5:-5].mean())
+
+
+def test_ssim_identical_frames_is_one():
+    frames = _smooth_frames((3, 32, 32, 3))
+    assert metrics.ssim(frames, frames) == pytest.approx(1.0, abs=1e-12)
+    assert metrics.ssim(frames, frames, grey=True) == pytest.approx(1.0, abs=1e-12)
+
+
+def test_ssim_of_constant_images_is_the_luminance_term():
+    # With no variance SSIM = (2ab + C1) / (a^2 + b^2 + C1) everywhere.
+    c1 = (0.01 * 255) ** 2
+    real = np.empty((1, 24, 24, 3), np.uint8)
+    fake = np.empty_like(real)
+    real[...] = [100, 50, 200]
+    fake[...] = [120, 50, 160]
+    per_channel = [
+        (2 * a * b + c1) / (a * a + b * b + c1) for a, b in [(100, 120), (50, 50), (200, 160)]
+    ]
+    assert metrics.ssim(real, fake) == pytest.approx(np.mean(per_channel), rel=1e-9)
+    luma = np.array([0.299, 0.587, 0.114])
+    a, b = luma @ [100, 50, 200], luma @ [120, 50, 160]
+    grey_expected = (2 * a * b + c1) / (a * a + b * b + c1)
+    assert metrics.ssim(real, fake, grey=True) == pytest.approx(grey_expected, rel=1e-9)
+
+
+def test_ssim_matches_the_formula_of_wang_et_al_per_channel():
+    real = _smooth_frames((2, 40, 40, 3), seed=1)
+    noise = np.random.default_rng(2).normal(0, 20, real.shape)
+    fake = np.clip(real + noise, 0, 255).astype(np.uint8)
+    per_frame = metrics.ssim_per_frame(real, fake)
+    assert per_frame.shape == (2,)
+    for t in range(2):
+        expected = np.mean([_reference_ssim(real[t, ..., c], fake[t, ..., c]) for c in range(3)])
+        assert per_frame[t] == pytest.approx(expected, abs=1e-6)
+    assert 0.2 < metrics.ssim(real, fake) < 0.95
+    assert metrics.ssim(real, fake) == pytest.approx(per_frame.mean())
+
+
+def test_grey_ssim_ignores_a_colour_shift_that_keeps_the_luma():
+    real = np.clip(_smooth_frames((1, 32, 32, 3), seed=3), 40, 215)
+    # Red up 10, green down 10 * 0.299 / 0.587 (about 5.09, rounded to 5): the BT.601 luma
+    # changes by 0.055 grey levels only, but each colour channel is offset.
+    fake = (real.astype(int) + np.array([10, -5, 0])).astype(np.uint8)
+    assert metrics.ssim(real, fake, grey=True) > 0.9999
+    assert metrics.ssim(real, fake) < 0.999
+
+
+# LMD
+
+
+def _mouth(T=16, seed=0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    base = np.stack(
+        [
+            32 + 15 * np.cos(np.linspace(0, 2 * np.pi, 20, endpoint=False)),
+            32 + 8 * np.sin(np.linspace(0, 2 * np.pi, 20, endpoint=False)),
+        ],
+        axis=-1,
+    )
+    return base[None] + rng.normal(0, 1.0, (T, 20, 2))
+
+
+def test_lmd_of_identical_and_of_translated_landmarks_is_zero():
+    real = _mouth()
+    assert metrics.landmark_distance(real, real) == 0.0
+    shifts = np.random.default_rng(1).normal(0, 5, (16, 1, 2))  # a different shift per frame
+    assert metrics.landmark_distance(real, real + shifts) == pytest.approx(0.0, abs=1e-12)
+    assert metrics.mean_point_error(real, real + np.array([3.0, 4.0])) == pytest.approx(5.0)
+
+
+def test_lmd_of_one_point_moved_by_three_pixels():
+    # Point k moves by d (|d| = 3) in every frame; the mean moves by d / 20. After the
+    # calibration point k is off by 3 * 19/20 and each of the other 19 points by 3/20:
+    # LMD = (3 * 19/20 + 19 * 3/20) / 20 = 2 * 3 * 19 / 400 = 0.285.
+    real = _mouth()
+    fake = real.copy()
+    fake[:, 7] += [3 * 0.6, 3 * 0.8]
+    assert metrics.landmark_distance(real, fake) == pytest.approx(2 * 3 * 19 / 400, rel=1e-12)
+    assert metrics.mean_point_error(real, fake) == pytest.approx(3 / 20, rel=1e-12)
+
+
+def test_lmd_scales_with_the_landmarks():
+    real, fake = _mouth(seed=0), _mouth(seed=1)
+    lmd = metrics.landmark_distance(real, fake)
+    assert lmd > 0
+    assert metrics.landmark_distance(2.5 * real, 2.5 * fake) == pytest.approx(2.5 * lmd)
+    # A mouth scaled by s about its own mean: every point is off by |s - 1| times its
+    # distance to the mean.
+    centred = real - real.mean(axis=1, keepdims=True)
+    scaled = real.mean(axis=1, keepdims=True) + 1.1 * centred
+    expected = 0.1 * np.linalg.norm(centred, axis=-1).mean()
+    assert metrics.landmark_distance(real, scaled) == pytest.approx(expected, rel=1e-12)
+
+
+def test_lmd_averages_over_frames_and_is_per_clip_for_batches():
+    real = _mouth(T=4)
+    fake = real.copy()
+    fake[0, 7] += [3.0, 0.0]  # only frame 0 of 4 differs
+    assert metrics.landmark_distance(real, fake) == pytest.approx(0.285 / 4, rel=1e-12)
+    batch_real = np.stack([real, real, real])
+    batch_fake = np.stack([real, fake, real + 1.0])
+    per_clip = metrics.landmark_distance(batch_real, batch_fake)
+    assert per_clip.shape == (3,)
+    np.testing.assert_allclose(per_clip, [0.0, 0.285 / 4, 0.0], atol=1e-12)
+
+
+def test_lmd_rejects_bad_shapes_and_nan():
+    real = _mouth()
+    with pytest.raises(ValueError, match="shape"):
+        metrics.landmark_distance(real, real[:-1])
+    with pytest.raises(ValueError, match=r"\(T, P, 2\)"):
+        metrics.landmark_distance(real[0], real[0])
+    bad = real.copy()
+    bad[3, 2, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        metrics.landmark_distance(real, bad)

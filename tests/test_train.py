@@ -1,0 +1,240 @@
+"""The single jit-compiled training step, data parallelism, and kill-and-resume."""
+
+import functools
+import importlib.util
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from lipjax import checkpointing, configs, sharding, train, train_step
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _experiment(name: str, variant: str = ""):
+    spec = importlib.util.spec_from_file_location(name, REPO / "experiments" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config(variant)
+
+
+def _tiny_config():
+    config = configs.cpu_sized(configs.base_config())
+    config.model.width = 0.125
+    config.model.generator_residual_blocks = 1
+    config.flownet.width = 0.125
+    config.perceptual.width = 0.125
+    config.perceptual.num_residual_blocks = 1
+    return config
+
+
+def _random_batch(batch_size: int, seed: int = 0) -> dict:
+    keys = jax.random.split(jax.random.key(seed), 3)
+    return {
+        "audio": jax.random.normal(keys[0], (batch_size, 64, 128, 1)),
+        "identity": jax.random.uniform(keys[1], (batch_size, 64, 64, 3), minval=-1, maxval=1),
+        "video": jax.random.uniform(keys[2], (batch_size, 16, 64, 64, 3), minval=-1, maxval=1),
+    }
+
+
+def _state(config, networks):
+    perceptual = networks.perceptual.init(jax.random.key(1), jnp.zeros((1, 64, 64, 3)), train=False)
+    return train_step.init_state(
+        networks, config, jax.random.key(0), perceptual_variables=perceptual
+    )
+
+
+@pytest.fixture(scope="module")
+def tiny_setup():
+    config = _tiny_config()
+    networks = train_step.build_networks(config)
+    step = functools.partial(
+        train_step.train_step,
+        networks=networks,
+        optimizers=train_step.make_optimizers(config),
+        loss_config=config.loss,
+    )
+    return config, networks, step
+
+
+def test_one_step_updates_every_network_and_falls_on_a_fixed_batch(tiny_setup):
+    config, networks, step = tiny_setup
+    state = _state(config, networks)
+    before = jax.tree.map(np.asarray, state.params)
+    step = jax.jit(step)
+    batch = _random_batch(8)
+    history = []
+    for _ in range(4):
+        state, metrics = step(state, batch)
+        history.append({k: float(v) for k, v in metrics.items()})
+    for name in ("pixel", "perceptual", "correlation", "adversarial"):
+        assert np.isfinite(history[-1][f"loss_{name}"]), name
+    assert set(state.params) == {"generator", "flownet", "correlation", "discriminator"}
+    for group, params in state.params.items():
+        moved = jax.tree.map(lambda a, b: float(np.max(np.abs(np.asarray(a) - b))), params,
+                             before[group])  # fmt: skip
+        assert all(d > 0 for d in jax.tree.leaves(moved)), f"{group} has a frozen leaf"
+    assert int(state.step) == 4
+    assert history[-1]["generator_loss"] < history[0]["generator_loss"]
+
+
+def test_data_parallel_step_matches_one_device(tiny_setup):
+    config, networks, step = tiny_setup
+    batch = _random_batch(8, seed=3)
+    single = jax.jit(step)(_state(config, networks), batch)
+
+    mesh = sharding.make_mesh()
+    assert mesh.devices.size == 8  # tests/conftest.py forces 8 CPU devices
+    replicated, data = sharding.replicated(mesh), sharding.data_sharding(mesh)
+    parallel_step = jax.jit(
+        step, in_shardings=(replicated, data), out_shardings=(replicated, replicated),
+        donate_argnums=0,
+    )  # fmt: skip
+    state = jax.device_put(_state(config, networks), replicated)
+    batch = jax.device_put(batch, data)
+    assert len(batch["video"].sharding.device_set) == 8
+    parallel = parallel_step(state, batch)
+    for key in ("generator_loss", "discriminator_loss", "loss_correlation"):
+        np.testing.assert_allclose(parallel[1][key], single[1][key], rtol=2e-4, atol=1e-5)
+    flat_single = jax.tree.leaves(single[0].params["generator"])
+    flat_parallel = jax.tree.leaves(parallel[0].params["generator"])
+    for a, b in zip(flat_single, flat_parallel, strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-3, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"adversarial": 0.0}, {"generator", "flownet", "correlation"}),
+        ({"correlation": 0.0, "discriminator": "two"}, {"generator", "discriminator"}),
+        ({"correlation_mode": "non_derivative", "discriminator": "frame_diff"},
+         {"generator", "correlation", "discriminator"}),
+    ],
+)  # fmt: skip
+def test_loss_switches_build_the_table_2_variants(change, expected):
+    config = _tiny_config()
+    config.loss.update(change)
+    networks = train_step.build_networks(config)
+    state = _state(config, networks)
+    assert set(state.params) == expected
+    step = functools.partial(
+        train_step.train_step,
+        networks=networks,
+        optimizers=train_step.make_optimizers(config),
+        loss_config=config.loss,
+    )
+    _, metrics = jax.jit(step)(state, _random_batch(4))
+    assert np.isfinite(float(metrics["generator_loss"]))
+
+
+def test_bad_config_values_are_named():
+    config = _tiny_config()
+    config.loss.discriminator = "four"
+    with pytest.raises(ValueError, match=r"loss\.discriminator"):
+        train_step.build_networks(config)
+    with pytest.raises(ValueError, match="batch_size"):
+        sharding.check_batch_size(6, sharding.make_mesh())
+
+
+def test_unwritable_workdir_and_unbuilt_dataset(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(PermissionError, match="workdir"):
+        train.prepare_workdir(str(blocker / "run"))
+    config = _experiment("synthetic", "smoke")
+    config.data_dir = str(tmp_path / "no_data")
+    config.build_if_missing = False
+    with pytest.raises(FileNotFoundError, match=r"python -m data_pipeline\.synthetic_lips build"):
+        train.ensure_dataset(config)
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    """A whole :smoke run (pretraining, training, evaluation, samples) on the tiny corpus."""
+    root = tmp_path_factory.mktemp("smoke")
+    config = _experiment("synthetic", "smoke")
+    config.data_dir = str(root / "tfds")
+    result = train.train_and_evaluate(config, str(root / "run"))
+    return config, root, result
+
+
+def test_smoke_run_writes_checkpoints_metrics_and_samples(smoke_run):
+    config, root, result = smoke_run
+    run = root / "run"
+    assert result["step"] == config.num_steps
+    assert {"lmd", "static_lmd", "ssim", "psnr"} <= set(result)
+    assert list((run / "checkpoints").iterdir())
+    assert list((run / "tensorboard").iterdir())
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert any(r["split"] == "train" for r in rows) and any(r["split"] == "eval" for r in rows)
+    assert list((run / "samples").glob("*.mp4")) and list((run / "samples").glob("*.gif"))
+    assert (run / "losses.png").exists()
+    params = checkpointing.load_params(run)
+    assert "generator" in params["params"]
+
+
+def _wait_for_checkpoint(directory: pathlib.Path, step: int, process, timeout: float) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if (directory / str(step) / "state").is_dir() and process.poll() is None:
+            return
+        if process.poll() is not None:
+            raise AssertionError(f"training exited early: {process.stdout.read()}")
+        time.sleep(0.5)
+    raise AssertionError(f"no checkpoint {step} in {timeout} s")
+
+
+def test_killed_run_resumes_with_the_next_batch(smoke_run, tmp_path):
+    """SIGKILL a run after its step-2 checkpoint, resume it to step 4: the parameters equal
+    those of an uninterrupted 4-step run (same batches, nothing lost or repeated)."""
+    config, root, _ = smoke_run
+    pretrain = root / "run" / "pretrain"
+    overrides = [
+        f"--config.data_dir={config.data_dir}",
+        f"--config.flownet.checkpoint={pretrain / 'flownet'}",
+        f"--config.perceptual.checkpoint={pretrain / 'perceptual'}",
+        "--config.eval.every_steps=1000",
+    ]
+    killed = tmp_path / "killed"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lipjax.main", "--config=experiments/synthetic.py:smoke",
+         f"--workdir={killed}", "--config.num_steps=1000", *overrides],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "XLA_FLAGS": os.environ.get("XLA_FLAGS", "")},
+    )  # fmt: skip
+    try:
+        _wait_for_checkpoint(killed / "checkpoints", 4, process, timeout=300)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    # The killed run may have got further than step 4; resume from exactly step 4.
+    for extra in (killed / "checkpoints").iterdir():
+        if extra.name.isdigit() and int(extra.name) > 4:
+            import shutil
+
+            shutil.rmtree(extra)
+
+    def run(workdir, steps):
+        resumed = _experiment("synthetic", "smoke")
+        resumed.data_dir = config.data_dir
+        resumed.flownet.checkpoint = str(pretrain / "flownet")
+        resumed.perceptual.checkpoint = str(pretrain / "perceptual")
+        resumed.eval.every_steps = 1000
+        resumed.num_steps = steps
+        return train.train_and_evaluate(resumed, str(workdir))
+
+    run(killed, 6)
+    run(tmp_path / "straight", 6)
+    resumed_params = checkpointing.load_params(killed)["params"]
+    straight_params = checkpointing.load_params(tmp_path / "straight")["params"]
+    for a, b in zip(jax.tree.leaves(resumed_params), jax.tree.leaves(straight_params), strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
