@@ -17,12 +17,11 @@ from lipjax import configs
 def get_config(variant: str = ""):
     config = configs.cpu_sized(configs.base_config())
     config.dataset = "synthetic_lips/small"  # built on first use (about 4 minutes)
-    config.num_steps = 300  # generator iterations of the quick start
-    config.eval.every_steps = 150  # validation (LMD, SSIM, PSNR vs static) and samples
+    config.num_steps = 100  # generator iterations of the quick start
+    config.eval.every_steps = 50  # validation (LMD, SSIM, PSNR vs static) and samples
     config.eval.max_batches = 0  # the whole validation split (48 utterances)
-    config.checkpoint_every_steps = 50
-    config.log_every_steps = 10
-    config.sample_every_steps = 150
+    config.checkpoint_every_steps = 25
+    config.log_every_steps = 5
     if variant == "smoke":
         configs.smoke(config)
     elif variant == "long":

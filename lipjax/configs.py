@@ -49,9 +49,15 @@ def base_config() -> ml_collections.ConfigDict:
     config.flownet.synthetic_steps = 20_000  # pretraining on generated shapes
     config.flownet.finetune_steps = 5_000  # fine-tuning on lip crops (TV-L1 targets)
     config.flownet.batch_size = 16
-    config.flownet.learning_rate = 1e-4
+    config.flownet.synthetic_learning_rate = 1e-3  # generated shapes (1e-4 barely moves)
+    config.flownet.learning_rate = 1e-4  # fine-tuning on lip crops (the paper's FlowNet lr)
     config.flownet.weight_decay = 4e-4
+    config.flownet.output_init_scale = 0.1  # smaller first flows: He init gives 4x too large
     config.flownet.finetune_pairs = 2_000  # lip-crop pairs given classical-flow targets
+    config.flownet.validation_pairs = 256  # held-out lip pairs scored against TV-L1
+    config.flownet.synthetic_eval_pairs = 256  # held-out generated pairs (exact flow)
+    config.flownet.tvl1_eval_pairs = 64  # of those, also scored with TV-L1 for reference
+    config.flownet.target_workers = 2  # processes computing TV-L1 targets
 
     config.perceptual = ml_collections.ConfigDict()
     config.perceptual.width = 1.0  # autoencoder channel multiplier
@@ -59,18 +65,19 @@ def base_config() -> ml_collections.ConfigDict:
     config.perceptual.checkpoint = ""  # pretrained autoencoder; "" = train in WORKDIR/pretrain
     config.perceptual.steps = 10_000
     config.perceptual.batch_size = 32
-    config.perceptual.learning_rate = 2e-4
+    config.perceptual.learning_rate = 1e-3
+    config.perceptual.upsample = "subpixel"  # decoder only; it is discarded after training
+    config.perceptual.validation_frames = 256  # reconstruction PSNR is reported on these
 
     config.eval = ml_collections.ConfigDict()
     config.eval.split = "validation"  # periodic evaluation split
     config.eval.every_steps = 1_000
     config.eval.max_batches = 0  # 0 = the whole split
-    config.eval.num_samples = 4  # clips in the sample videos
+    config.eval.num_samples = 4  # clips in the sample videos written at every evaluation
 
     config.log_every_steps = 50  # TensorBoard scalars and the progress bar
     config.checkpoint_every_steps = 500
     config.keep_checkpoints = 3  # latest checkpoints kept (the best is kept as well)
-    config.sample_every_steps = 1_000  # sample videos (mp4 + GIF) in WORKDIR/samples
     return config
 
 
@@ -83,13 +90,13 @@ def cpu_sized(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     config.model.conv3d_impl = "taps"
     config.model.identity_skip = True  # see README: learning at CPU size needs it
     config.flownet.width = 0.25
-    config.flownet.synthetic_steps = 1_500
+    config.flownet.synthetic_steps = 1_000
     config.flownet.finetune_steps = 300
     config.flownet.finetune_pairs = 400
     config.perceptual.width = 0.25
     config.perceptual.num_residual_blocks = 3
-    config.perceptual.steps = 600
-    config.perceptual.batch_size = 32
+    config.perceptual.steps = 400
+    config.perceptual.batch_size = 16
     return config
 
 
@@ -145,6 +152,11 @@ def smoke(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     config.perceptual.num_residual_blocks = 1
     config.perceptual.steps = 4
     config.perceptual.batch_size = 8
+    config.perceptual.validation_frames = 8
+    config.flownet.validation_pairs = 8
+    config.flownet.synthetic_eval_pairs = 8
+    config.flownet.tvl1_eval_pairs = 4
+    config.flownet.target_workers = 1
     config.eval.every_steps = 2
     config.eval.max_batches = 1
     config.eval.num_samples = 2

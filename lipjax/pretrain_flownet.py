@@ -146,6 +146,7 @@ def open_prepared_builder(name: str, data_dir: str | None):
 
     import data_pipeline  # noqa: F401  (registers the lipjax builders)
 
+    data_dir = data_dir or None  # "" (an unset config string) means TFDS's default
     builder = tfds.builder(name, data_dir=data_dir)
     if not builder.is_prepared():
         dataset, _, config = name.partition("/")

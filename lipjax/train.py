@@ -283,6 +283,7 @@ def _train_gan(config, workdir: pathlib.Path, flownet_params, perceptual_variabl
     step = start_step
     try:
         history: list[dict] = []
+        pending = None  # metrics of the step still running
         window_start = time.perf_counter()
         while step < config.num_steps and not stop.requested:
             batch = next(train_iterator)
@@ -291,9 +292,16 @@ def _train_gan(config, workdir: pathlib.Path, flownet_params, perceptual_variabl
             )
             state, metrics = step_fn(state, arrays)
             step += 1
-            history.append(metrics)
-            progress.update(1)
+            # Wait for the previous step only: one step stays queued behind the running one
+            # (no idle device), and the progress bar counts finished steps, not dispatches.
+            if pending is not None:
+                history.append(jax.device_get(pending))
+                progress.update(1)
+            pending = metrics
             if step % config.log_every_steps == 0 or step == config.num_steps:
+                history.append(jax.device_get(pending))
+                progress.update(1)
+                pending = None
                 values = {k: float(np.mean([m[k] for m in history])) for k in history[0]}
                 elapsed = time.perf_counter() - window_start
                 values["steps_per_second"] = len(history) / max(elapsed, 1e-9)

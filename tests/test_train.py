@@ -2,6 +2,7 @@
 
 import functools
 import importlib.util
+import itertools
 import json
 import os
 import pathlib
@@ -47,7 +48,10 @@ def _random_batch(batch_size: int, seed: int = 0) -> dict:
 
 
 def _state(config, networks):
-    perceptual = networks.perceptual.init(jax.random.key(1), jnp.zeros((1, 64, 64, 3)), train=False)
+    perceptual = None
+    if networks.perceptual is not None:
+        frames = jnp.zeros((1, 64, 64, 3))
+        perceptual = networks.perceptual.init(jax.random.key(1), frames, train=False)
     return train_step.init_state(
         networks, config, jax.random.key(0), perceptual_variables=perceptual
     )
@@ -66,25 +70,45 @@ def tiny_setup():
     return config, networks, step
 
 
-def test_one_step_updates_every_network_and_falls_on_a_fixed_batch(tiny_setup):
+def test_one_step_updates_every_network(tiny_setup):
     config, networks, step = tiny_setup
     state = _state(config, networks)
     before = jax.tree.map(np.asarray, state.params)
-    step = jax.jit(step)
-    batch = _random_batch(8)
-    history = []
-    for _ in range(4):
-        state, metrics = step(state, batch)
-        history.append({k: float(v) for k, v in metrics.items()})
+    state, metrics = jax.jit(step)(state, _random_batch(8))
     for name in ("pixel", "perceptual", "correlation", "adversarial"):
-        assert np.isfinite(history[-1][f"loss_{name}"]), name
+        assert np.isfinite(float(metrics[f"loss_{name}"])), name
     assert set(state.params) == {"generator", "flownet", "correlation", "discriminator"}
     for group, params in state.params.items():
         moved = jax.tree.map(lambda a, b: float(np.max(np.abs(np.asarray(a) - b))), params,
                              before[group])  # fmt: skip
         assert all(d > 0 for d in jax.tree.leaves(moved)), f"{group} has a frozen leaf"
-    assert int(state.step) == 4
-    assert history[-1]["generator_loss"] < history[0]["generator_loss"]
+    assert int(state.step) == 1
+
+
+def test_pixel_loss_falls_on_a_fixed_batch():
+    # The pixel loss alone, through the full training step, on a learnable target (a
+    # darkened identity image); the other terms pull elsewhere in the first steps.
+    config = _tiny_config()
+    config.loss.update(adversarial=0.0, correlation=0.0, perceptual=0.0)
+    config.optim.learning_rate = 1e-3
+    networks = train_step.build_networks(config)
+    step = jax.jit(
+        functools.partial(
+            train_step.train_step,
+            networks=networks,
+            optimizers=train_step.make_optimizers(config),
+            loss_config=config.loss,
+        )
+    )
+    state = _state(config, networks)
+    batch = _random_batch(8, seed=5)
+    batch["video"] = jnp.repeat(0.5 * batch["identity"][:, None], 16, axis=1)
+    history = []
+    for _ in range(8):
+        state, metrics = step(state, batch)
+        history.append(float(metrics["loss_pixel"]))
+    assert all(b < a for a, b in itertools.pairwise(history)), history
+    assert history[-1] < 0.75 * history[0], history
 
 
 def test_data_parallel_step_matches_one_device(tiny_setup):
@@ -103,12 +127,21 @@ def test_data_parallel_step_matches_one_device(tiny_setup):
     batch = jax.device_put(batch, data)
     assert len(batch["video"].sharding.device_set) == 8
     parallel = parallel_step(state, batch)
-    for key in ("generator_loss", "discriminator_loss", "loss_correlation"):
+    for key in ("generator_loss", "discriminator_loss", "loss_correlation", "generator_grad_norm"):
         np.testing.assert_allclose(parallel[1][key], single[1][key], rtol=2e-4, atol=1e-5)
-    flat_single = jax.tree.leaves(single[0].params["generator"])
-    flat_parallel = jax.tree.leaves(parallel[0].params["generator"])
-    for a, b in zip(flat_single, flat_parallel, strict=True):
-        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-3, atol=1e-5)
+    # Adam's first update is about +-lr per element whatever the gradient's size, so an
+    # element whose gradient is ~0 may move differently under another reduction order:
+    # all elements agree within 2 lr, and all but a handful to float precision.
+    learning_rate = config.optim.learning_rate
+    single_leaves = jax.tree.leaves(single[0].params)
+    parallel_leaves = jax.tree.leaves(parallel[0].params)
+    mismatched = total = 0
+    for a, b in zip(single_leaves, parallel_leaves, strict=True):
+        a, b = np.asarray(a), np.asarray(b)
+        np.testing.assert_allclose(a, b, atol=2 * learning_rate, rtol=0)
+        mismatched += np.sum(~np.isclose(a, b, rtol=1e-3, atol=1e-5))
+        total += a.size
+    assert mismatched / total < 1e-4, (mismatched, total)
 
 
 @pytest.mark.parametrize(

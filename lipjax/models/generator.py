@@ -90,16 +90,7 @@ class Generator(nn.Module):
             x = UpsampleBlock(
                 scale_width(channels, self.width), self.upsample, **conv3d, name=f"up_{index + 1}"
             )(x, train)
-        # With the identity skip, a small last layer starts training at the static baseline
-        # (output ~= identity image) instead of at noise.
-        small = nn.initializers.variance_scaling(1e-4, "fan_in", "truncated_normal")
-        logits = make_conv(
-            3,
-            (7, 7, 7),
-            **conv3d,
-            name="to_rgb",
-            kernel_init=small if self.identity_skip else None,
-        )(x)
+        logits = make_conv(3, (7, 7, 7), **conv3d, name="to_rgb")(x)
 
         if self.identity_skip:
             identity = jnp.clip(
