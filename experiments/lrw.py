@@ -15,11 +15,4 @@ from lipjax import configs
 
 
 def get_config(variant: str = ""):
-    config = configs.base_config()
-    config.dataset = "lrw"
-    config.build_if_missing = False
-    if variant == "smoke":
-        configs.smoke(config)
-    elif variant:
-        raise ValueError(f"variant: expected '' or 'smoke', got {variant!r}")
-    return config
+    return configs.dataset_config("lrw", variant)

@@ -135,6 +135,19 @@ def table_2_config(column: str, variant: str = "") -> ml_collections.ConfigDict:
     return config
 
 
+def dataset_config(dataset: str, variant: str = "") -> ml_collections.ConfigDict:
+    """The full model at paper sizes on a real corpus (a manual download, built first);
+    variant "smoke" runs the same code path for a few steps on synthetic_lips/tiny."""
+    config = base_config()
+    config.dataset = dataset
+    config.build_if_missing = False
+    if variant == "smoke":
+        smoke(config)
+    elif variant:
+        raise ValueError(f"variant: expected '' or 'smoke', got {variant!r}")
+    return config
+
+
 def smoke(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     """A few steps of tiny models on synthetic_lips/tiny: checks a config end to end."""
     config.dataset = "synthetic_lips/tiny"

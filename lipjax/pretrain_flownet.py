@@ -701,8 +701,13 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: list[str]) -> 
         node[leaf] = value
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def stage_cli(
+    argv: list[str] | None, description: str, default: Any, run_stage: Any, example: str
+) -> dict:
+    """Command line shared by the pretraining stages: --workdir, --dataset, --data_dir and
+    --set KEY=VALUE overrides of `default()`; prints and returns the report. (The usual
+    entry point is `python -m lipjax.main` with `config.stage`.)"""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--workdir", required=True)
     parser.add_argument("--dataset", default=None, help='e.g. "synthetic_lips/small"')
     parser.add_argument("--data_dir", default=None)
@@ -711,19 +716,24 @@ def main(argv: list[str] | None = None) -> None:
         nargs="*",
         default=[],
         metavar="KEY=VALUE",
-        help="config overrides, e.g. flownet.width=0.5",
+        help=f"config overrides, e.g. {example}",
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    config = default_config()
+    config = default()
     if args.dataset:
         config.dataset = args.dataset
     if args.data_dir:
         config.data_dir = args.data_dir
     apply_overrides(config, args.set)
-    report = run(config, args.workdir)
-    printable = {key: value for key, value in report.items() if key != "config"}
+    report = run_stage(config, args.workdir)
+    printable = {key: value for key, value in report.items() if key not in ("config", "loss_log")}
     print(json.dumps(printable, indent=2))
+    return report
+
+
+def main(argv: list[str] | None = None) -> None:
+    stage_cli(argv, __doc__.split("\n\n")[0], default_config, run, "flownet.width=0.5")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ while training (removed at the end).
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -34,13 +33,13 @@ import optax
 
 from lipjax.models.perceptual import PerceptualAutoencoder, PerceptualEncoder
 from lipjax.pretrain_flownet import (
-    apply_overrides,
     loss_summary,
     merged_config,
     open_prepared_builder,
     restore_checkpoint,
     save_checkpoint,
     save_json,
+    stage_cli,
     train_resumable,
     uint8_to_unit,
 )
@@ -264,28 +263,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--workdir", required=True)
-    parser.add_argument("--dataset", default=None, help='e.g. "synthetic_lips/small"')
-    parser.add_argument("--data_dir", default=None)
-    parser.add_argument(
-        "--set",
-        nargs="*",
-        default=[],
-        metavar="KEY=VALUE",
-        help="config overrides, e.g. perceptual.width=0.5",
-    )
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    config = default_config()
-    if args.dataset:
-        config.dataset = args.dataset
-    if args.data_dir:
-        config.data_dir = args.data_dir
-    apply_overrides(config, args.set)
-    report = run(config, args.workdir)
-    printable = {key: value for key, value in report.items() if key not in ("config", "loss_log")}
-    print(json.dumps(printable, indent=2))
+    stage_cli(argv, __doc__.split("\n\n")[0], default_config, run, "perceptual.width=0.5")
 
 
 if __name__ == "__main__":
