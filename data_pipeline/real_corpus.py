@@ -66,10 +66,10 @@ def stable_fraction(name: str) -> float:
 def hold_out(names: Sequence[str], fraction: float) -> set[str]:
     """Names (sentences, items) to hold out for validation: in the order of their
     `stable_fraction`, until they cover `fraction` of the entries of `names` (which may
-    repeat: one per utterance), and at least one name when there are any."""
+    repeat: one per utterance), and at least one name when there are two or more."""
     counts = collections.Counter(names)
     held, covered = set(), 0
-    for name in sorted(counts, key=lambda n: (stable_fraction(n), n)):
+    for name in sorted(counts, key=lambda n: (stable_fraction(n), n))[: len(counts) - 1]:
         if held and covered >= fraction * len(names):
             break
         held.add(name)
@@ -129,8 +129,11 @@ class RealCorpusBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True)
                 f"manual_dir {manual_dir} does not exist. {self.MANUAL_DOWNLOAD_INSTRUCTIONS}"
             )
         splits = self.list_splits(manual_dir)
-        for split, utterances in splits.items():
+        for split, utterances in list(splits.items()):
             logger.info("%s %s: %d utterances", self.name, split, len(utterances))
+            if not utterances:
+                logger.warning("%s: no utterance for split %s in %s", self.name, split, manual_dir)
+                del splits[split]
         return {split: self._generate_examples(split, items) for split, items in splits.items()}
 
     def _generate_examples(self, split: str, utterances: Sequence[preprocess.Utterance]):
