@@ -43,5 +43,9 @@ setup(
     install_requires=INSTALL_REQUIRES,
     extras_require={
         "dev": ["pytest>=8,<10", "pytest-xdist>=3.6,<4", "ruff>=0.17,<0.18"],
+        # Building the real corpora on Apache Beam (tfds build ... --beam_pipeline_options).
+        "beam": ["apache-beam>=2.77,<3"],
+        # tfds.testing.DatasetBuilderTestCase reads through tf.data (tests only).
+        "tfds-tests": ["tensorflow-cpu>=2.21,<2.22", "dill>=0.3"],
     },
 )
