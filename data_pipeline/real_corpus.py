@@ -27,6 +27,8 @@ import zlib
 from collections.abc import Iterable, Sequence
 
 import tensorflow_datasets as tfds
+from tensorflow_datasets.core import file_adapters
+from tensorflow_datasets.core import writer as writer_lib
 
 from data_pipeline import features, preprocess
 
@@ -83,6 +85,24 @@ def files_by_suffix(root: pathlib.Path, suffixes: Iterable[str]) -> list[pathlib
     return sorted(p for p in root.rglob("*") if p.suffix.lower() in wanted and p.is_file())
 
 
+class UncompressedArrayRecordWriter(writer_lib.ExampleWriter):
+    """TFDS's example writer, but array_record without compression: TFDS's default
+    compresses each record, and an utterance (about 1.2 MB of raw arrays, which shrink
+    by only 7%) then takes 1.7 ms to read instead of 0.45 ms. Readers need no option:
+    the file header says how it is stored."""
+
+    def write(self, path, examples):
+        if self.file_format != file_adapters.FileFormat.ARRAY_RECORD:
+            return super().write(path, examples)
+        from array_record.python import array_record_module
+
+        writer = array_record_module.ArrayRecordWriter(os.fspath(path), "group_size:1,uncompressed")
+        for _, serialized in examples:
+            writer.write(serialized)
+        writer.close()
+        return None
+
+
 def _process(args) -> preprocess.Outcome:
     utterance, options = args
     return preprocess.process(utterance, options)
@@ -116,6 +136,9 @@ class RealCorpusBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True)
     def list_splits(self, manual_dir: pathlib.Path) -> dict[str, list[preprocess.Utterance]]:
         """The utterances of each split found in `manual_dir`."""
         raise NotImplementedError
+
+    def _example_writer(self) -> writer_lib.ExampleWriter:
+        return UncompressedArrayRecordWriter(file_format=self.info.file_format)
 
     def _download_and_prepare(self, dl_manager, download_config):
         # A Beam runner or Beam options given to the build select the Beam engine.
