@@ -9,9 +9,10 @@ source; `preprocess.read_report(builder.data_dir)` sums it up).
 Two engines run the same per-utterance function:
 - local: a pool of processes on this machine (`num_workers`, default one per core);
 - Apache Beam, when the build is given a Beam runner or pipeline options, e.g.
-  `tfds build grid --imports=data_pipeline --manual_dir=DIR
+  `python -m data_pipeline.build grid --manual_dir=DIR
   --beam_pipeline_options="runner=DirectRunner,direct_num_workers=16,direct_running_mode=multi_processing"`
-  (or a Dataflow / Flink / Spark runner for a cluster).
+  (or a Dataflow / Flink / Spark runner for a cluster; `tfds build` takes the same
+  options where TensorFlow is installed).
 """
 
 from __future__ import annotations

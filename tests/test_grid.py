@@ -178,3 +178,12 @@ def test_beam_build_equals_the_local_build(dummy, tmp_path):
                 np.testing.assert_array_equal(example[name], reference[name])
     report = preprocess.read_report(built.data_dir)
     assert {s: r["examples"] for s, r in report.items()} == DUMMY_SPLITS
+
+
+def test_build_command_line(tmp_path, capsys):
+    from data_pipeline.build import main
+
+    main(["grid", f"--manual_dir={DUMMY}", f"--data_dir={tmp_path}", "--num_workers=1"])
+    printed = capsys.readouterr().out
+    assert "train: 4 utterances" in printed and '"skipped": 0' in printed
+    assert (tmp_path / "grid" / "default" / "1.0.0" / "build_report" / "train.jsonl").is_file()

@@ -1,7 +1,7 @@
 """TFDS builder `grid`: the GRID audiovisual sentence corpus (Cooke et al. 2006), from a
 manual download, as 64 x 64 lip crops with log-mel audio (`data_pipeline.features`).
 
-    tfds build grid --imports=data_pipeline --manual_dir=DIR --file_format=array_record
+    python -m data_pipeline.build grid --manual_dir=DIR [--data_dir=DIR]
 """
 
 from __future__ import annotations
@@ -116,7 +116,7 @@ The speaker is the nearest folder named sN (or sN_something), so the official ar
 layouts (s1/video/mpg_6000/..., audio_50k/s1_50kHz/s1/..., alignments/s1/...) work as
 unpacked. Then:
 
-    tfds build grid --imports=data_pipeline --manual_dir=DIR --file_format=array_record
+    python -m data_pipeline.build grid --manual_dir=DIR [--data_dir=DIR]
 """
 
     def list_splits(self, manual_dir: pathlib.Path) -> dict[str, list[preprocess.Utterance]]:

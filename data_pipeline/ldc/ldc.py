@@ -2,7 +2,7 @@
 Richie, Warburton and Carter 2009), from a manual download, as 64 x 64 lip crops with
 log-mel audio (`data_pipeline.features`).
 
-    tfds build ldc --imports=data_pipeline --manual_dir=DIR --file_format=array_record
+    python -m data_pipeline.build ldc --manual_dir=DIR [--data_dir=DIR]
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ anywhere under the manual_dir:
 Videos at another frame rate are skipped and listed in the build report: convert them
 first (ffmpeg -i in.mov -r 25 out.mp4). Then:
 
-    tfds build ldc --imports=data_pipeline --manual_dir=DIR --file_format=array_record
+    python -m data_pipeline.build ldc --manual_dir=DIR [--data_dir=DIR]
 """
 
     def list_splits(self, manual_dir: pathlib.Path) -> dict[str, list[preprocess.Utterance]]:

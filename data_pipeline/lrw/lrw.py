@@ -1,7 +1,7 @@
 """TFDS builder `lrw`: Lip Reading in the Wild (Chung and Zisserman 2016), from a manual
 download, as 64 x 64 lip crops with log-mel audio (`data_pipeline.features`).
 
-    tfds build lrw --imports=data_pipeline --manual_dir=DIR --file_format=array_record
+    python -m data_pipeline.build lrw --manual_dir=DIR [--data_dir=DIR]
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ manual_dir:
 
 Then:
 
-    tfds build lrw --imports=data_pipeline --manual_dir=DIR --file_format=array_record
+    python -m data_pipeline.build lrw --manual_dir=DIR [--data_dir=DIR]
 """
 
     def list_splits(self, manual_dir: pathlib.Path) -> dict[str, list[preprocess.Utterance]]:
