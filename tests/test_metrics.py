@@ -219,3 +219,103 @@ def test_lmd_rejects_bad_shapes_and_nan():
     bad[3, 2, 0] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         metrics.landmark_distance(real, bad)
+
+
+# CPBD
+
+
+def _stripes(profile, contrast: float, size: int = 64, period: int = 16) -> np.ndarray:
+    """A grey image of vertical stripes whose rising and falling edges follow `profile`
+    (values from 0 to 1 across the edge), from 0 to `contrast` grey levels: every edge has
+    width len(profile) - 1 by Marziliano's measure."""
+    profile = np.asarray(profile, np.float64)
+    width = len(profile) - 1
+    plateau = (period - 2 * width) // 2
+    row = np.concatenate(
+        [np.zeros(plateau), profile[1:], np.ones(plateau), profile[::-1][1:]]
+    ).astype(np.float64)
+    row = np.tile(row, size // len(row) + 1)[:size]
+    return np.rint(np.tile(contrast * row, (size, 1)))
+
+
+def _p_blur(width: float, jnb: float) -> float:
+    return 1 - np.exp(-((width / jnb) ** metrics.CPBD_BETA))
+
+
+@pytest.mark.parametrize(
+    ("profile", "contrast", "expected"),
+    [
+        # Width 2 at high contrast (w_JNB = 3): P_blur = 0.21 <= 63%: every edge sharp.
+        ([0, 0.3, 1], 200, 1.0),
+        # Width 3 at high contrast: P_blur = 1 - e^-1 = 0.632, 63% once rounded: sharp.
+        ([0, 0.2, 0.75, 1], 200, 1.0),
+        # Width 4 at high contrast: P_blur = 0.94: every edge blurred.
+        ([0, 0.15, 0.5, 0.85, 1], 200, 0.0),
+        # Width 4 at contrast 40 <= 50 (w_JNB = 5): P_blur = 0.36: sharp again.
+        ([0, 0.15, 0.5, 0.85, 1], 40, 1.0),
+        # Width 6 at contrast 40: P_blur = 0.86: blurred.
+        ([0, 0.07, 0.25, 0.5, 0.75, 0.93, 1], 40, 0.0),
+    ],
+)
+def test_cpbd_of_edges_of_known_width_and_contrast(profile, contrast, expected):
+    assert _p_blur(3, 3) == pytest.approx(0.632, abs=1e-3)  # the 63% boundary
+    image = _stripes(profile, contrast)
+    widths = metrics._horizontal_edge_widths(image[None], metrics._sobel_edges(image[None]))[0]
+    measured = widths[widths > 0]
+    assert measured.size > 50
+    np.testing.assert_array_equal(measured, len(profile) - 1)
+    assert metrics.cpbd_of_grey(image) == expected
+
+
+def test_cpbd_of_a_flat_image_is_zero_and_small_images_are_refused():
+    assert metrics.cpbd_of_grey(np.full((64, 64), 128.0)) == 0.0
+    with pytest.raises(ValueError, match="64 x 64"):
+        metrics.cpbd_of_grey(np.zeros((32, 64)))
+    with pytest.raises(ValueError, match="uint8 RGB"):
+        metrics.cpbd_per_frame(np.zeros((64, 64, 3), np.float32))
+
+
+# CPBD of the release's Python port (pip package cpbd 1.0.7, itself within about 0.02 of
+# the authors' MATLAB on the LIVE images) on grey skimage.data images, sharp and after a
+# Gaussian blur of sigma 1 (grey levels rounded), measured once with that package.
+_REFERENCE_CPBD = {
+    "camera": (0.748, 0.348),
+    "coins": (0.765, 0.320),
+    "grass": (0.659, 0.250),
+    "rocket": (0.847, 0.595),
+    "chelsea": (0.526, 0.188),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_REFERENCE_CPBD))
+def test_cpbd_on_known_images_is_near_the_reference_and_falls_with_blur(name):
+    import skimage.data
+
+    image = getattr(skimage.data, name)()
+    rgb = image[..., :3] if image.ndim == 3 else np.repeat(image[..., None], 3, axis=-1)
+    grey = metrics.grey_levels(rgb)
+    sharp, blurred = [
+        metrics.cpbd_of_grey(np.rint(scipy.ndimage.gaussian_filter(grey, s)) if s else grey)
+        for s in (0, 1)
+    ]
+    reference_sharp, reference_blurred = _REFERENCE_CPBD[name]
+    assert sharp == pytest.approx(reference_sharp, abs=0.04)
+    assert blurred == pytest.approx(reference_blurred, abs=0.08)
+    assert sharp > blurred + 0.15
+
+
+def test_cpbd_of_lip_crops_falls_with_blur():
+    # A lip-like 64 x 64 frame: a dark mouth on skin, edges blurred by sigma 0, 0.7 and 1
+    # (CPBD about 0.95, 0.5 and 0: at sigma 1 every edge is wider than 3 pixels).
+    yy, xx = np.mgrid[:64, :64]
+    mouth = ((xx - 32) / 20.0) ** 2 + ((yy - 34) / 8.0) ** 2 < 1
+    noise = np.random.default_rng(0).normal(0, 3, (64, 64, 1))
+    frame = np.where(mouth[..., None], [120, 40, 50], [200, 150, 130]) + noise
+    scores = []
+    for sigma in (0, 0.7, 1.0):
+        blurred = scipy.ndimage.gaussian_filter(frame, (sigma, sigma, 0)) if sigma else frame
+        clip = np.clip(np.rint(blurred), 0, 255).astype(np.uint8)[None]
+        scores.append(metrics.cpbd(clip))
+    assert scores[0] > scores[1] > scores[2]
+    per_frame = metrics.cpbd_per_frame(np.stack([clip, clip]))
+    assert per_frame.shape == (2, 1)
