@@ -25,8 +25,8 @@ def get_config(variant: str = ""):
     if variant == "smoke":
         configs.smoke(config)
     elif variant == "long":
-        config.num_steps = 20_000
-        config.eval.every_steps = 500
+        config.num_steps = 8_000
+        config.eval.every_steps = 250
         config.checkpoint_every_steps = 100
         config.log_every_steps = 25
     elif variant:

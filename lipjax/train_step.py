@@ -80,6 +80,7 @@ def build_networks(config: ml_collections.ConfigDict) -> Networks:
         upsample=model.upsample,
         identity_skip=model.identity_skip,
         conv3d_impl=model.conv3d_impl,
+        output_kernel=model.output_kernel,
         **common,
     )
     networks = Networks(

@@ -116,6 +116,7 @@ def make_conv(
     dtype: Dtype = jnp.float32,
     param_dtype: Dtype = jnp.float32,
     name: str | None = None,
+    kernel_init: Callable = he_normal,
 ) -> nn.Conv:
     """An `nn.Conv` with He init and PyTorch-style padding; `conv3d_impl="taps"` swaps in
     `conv3d_as_2d_taps` for 3D kernels (same parameters, faster on CPU)."""
@@ -129,7 +130,7 @@ def make_conv(
         strides=strides,
         padding=same_padding(kernel_size) if padding is None else padding,
         use_bias=use_bias,
-        kernel_init=he_normal,
+        kernel_init=kernel_init,
         dtype=dtype,
         param_dtype=param_dtype,
         conv_general_dilated=conv3d_as_2d_taps if use_taps else None,
