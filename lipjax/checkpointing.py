@@ -112,7 +112,19 @@ def load_params(checkpoint_dir: str | pathlib.Path, step: int | None = None) -> 
             f"checkpoint: {path} is not a lipjax training checkpoint (no 'state' item); "
             "pass a run's workdir or one of its checkpoint folders"
         )
-    tree = ocp.StandardCheckpointer().restore(state_dir)
+    tree = restore_on_one_device(state_dir)
     if "params" not in tree or "generator" not in tree["params"]:
         raise ValueError(f"checkpoint: {path} holds no generator parameters")
     return {"params": tree["params"], "batch_stats": tree["batch_stats"]}
+
+
+def restore_on_one_device(path: str | pathlib.Path) -> Any:
+    """An orbax pytree checkpoint restored onto this process's first device, whatever mesh
+    it was saved from (a run trained on 8 devices loads on a laptop)."""
+    checkpointer = ocp.StandardCheckpointer()
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    metadata = checkpointer.metadata(path).item_metadata
+    target = jax.tree.map(
+        lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=device), metadata
+    )
+    return checkpointer.restore(path, target)

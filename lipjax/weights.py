@@ -1,0 +1,152 @@
+"""Generator weights for inference: load them from a training run or from lipjax's defaults.
+
+A weights folder holds `model.json` (the `config.model` fields of the run) and `variables/`
+(an orbax checkpoint of the generator's params and BatchNorm statistics, nothing else).
+lipjax ships one, trained on `synthetic_lips` (`lipjax/assets/default_weights`); make one
+from any run with
+
+    python -m lipjax.weights --checkpoint=runs/synthetic_long --output=DIR
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.resources
+import json
+import pathlib
+import shutil
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import orbax.checkpoint as ocp
+
+from lipjax import checkpointing
+from lipjax.models import Generator
+
+MODEL_FILE = "model.json"
+VARIABLES_DIR = "variables"
+DEFAULT_WEIGHTS_NAME = "default_weights"
+# Generator fields a weights folder must name; the rest default to the paper's values.
+_GENERATOR_FIELDS = {
+    "width": "width",
+    "generator_residual_blocks": "num_residual_blocks",
+    "upsample": "upsample",
+    "identity_skip": "identity_skip",
+    "output_kernel": "output_kernel",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Weights:
+    """What `generate()` needs: the generator's architecture and its variables."""
+
+    model: dict  # config.model of the training run
+    params: Any  # generator params
+    batch_stats: Any  # generator BatchNorm running statistics
+    source: str = ""  # where they were loaded from (for messages)
+
+    def generator(self, conv3d_impl: str | None = None) -> Generator:
+        """The flax module. `conv3d_impl` defaults to "taps" on CPU and "native" elsewhere
+        (the same function; only the speed differs)."""
+        if conv3d_impl is None:
+            conv3d_impl = "taps" if jax.default_backend() == "cpu" else "native"
+        kwargs = {
+            module_field: self.model[config_field]
+            for config_field, module_field in _GENERATOR_FIELDS.items()
+            if config_field in self.model
+        }
+        dtype = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[
+            self.model.get("compute_dtype", "float32")
+        ]
+        return Generator(**kwargs, conv3d_impl=conv3d_impl, dtype=dtype)
+
+    @property
+    def variables(self) -> dict:
+        return {"params": self.params, "batch_stats": self.batch_stats}
+
+
+def default_weights_path() -> pathlib.Path:
+    return pathlib.Path(str(importlib.resources.files("lipjax") / "assets" / DEFAULT_WEIGHTS_NAME))
+
+
+def _find_run_config(path: pathlib.Path) -> pathlib.Path | None:
+    """config.json of the training run that `path` (a workdir or a folder in it) belongs to."""
+    for folder in (path, *path.parents):
+        candidate = folder / "config.json"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_weights(path: str | pathlib.Path | None = None) -> Weights:
+    """Weights from a weights folder, a training run's workdir (its best checkpoint, else
+    its latest) or one of its checkpoint folders; `None` loads lipjax's default weights.
+
+    Raises FileNotFoundError / ValueError naming the path when it holds no lipjax weights.
+    """
+    if path is None:
+        path = default_weights_path()
+        if not (path / MODEL_FILE).is_file():
+            raise FileNotFoundError(
+                f"lipjax's default weights are missing from {path}; reinstall lipjax or pass "
+                "a checkpoint (a training run's workdir)"
+            )
+    path = pathlib.Path(path).absolute()
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint: {path} does not exist")
+    if (path / MODEL_FILE).is_file():
+        model = json.loads((path / MODEL_FILE).read_text())
+        tree = checkpointing.restore_on_one_device(path / VARIABLES_DIR)
+        return Weights(model, tree["params"], tree["batch_stats"], str(path))
+    config_path = _find_run_config(path)
+    if config_path is None:
+        raise ValueError(
+            f"checkpoint: {path} is neither a lipjax weights folder ({MODEL_FILE}) nor inside "
+            "a training run (no config.json in it or above it)"
+        )
+    config = json.loads(config_path.read_text())
+    if "model" not in config:
+        raise ValueError(f"checkpoint: {config_path} is not a lipjax training config (no 'model')")
+    variables = checkpointing.load_params(path)
+    return Weights(
+        config["model"],
+        variables["params"]["generator"],
+        variables["batch_stats"]["generator"],
+        str(path),
+    )
+
+
+def save_weights(weights: Weights, path: str | pathlib.Path) -> pathlib.Path:
+    """Writes a weights folder at `path` (replaced if present)."""
+    path = pathlib.Path(path).absolute()
+    if path.exists():
+        shutil.rmtree(path)
+    path.mkdir(parents=True)
+    (path / MODEL_FILE).write_text(json.dumps(weights.model, indent=2, sort_keys=True))
+    checkpointer = ocp.StandardCheckpointer()
+    checkpointer.save(
+        path / VARIABLES_DIR,
+        {"params": weights.params, "batch_stats": weights.batch_stats},
+    )
+    checkpointer.wait_until_finished()
+    return path
+
+
+def main(argv):
+    del argv
+    from absl import flags
+
+    weights = load_weights(flags.FLAGS.checkpoint)
+    out = save_weights(weights, flags.FLAGS.output)
+    count = sum(x.size for x in jax.tree.leaves(weights.params))
+    print(f"{count:,} generator parameters from {weights.source} -> {out}")
+
+
+if __name__ == "__main__":
+    from absl import app, flags
+
+    flags.DEFINE_string("checkpoint", None, "training run workdir or checkpoint folder")
+    flags.DEFINE_string("output", None, "weights folder to write")
+    flags.mark_flags_as_required(["checkpoint", "output"])
+    app.run(main)

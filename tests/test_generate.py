@@ -1,0 +1,342 @@
+"""generate(): lengths, windows and their seams, inputs good and bad, the CLI, default weights."""
+
+import os
+import pathlib
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import skimage.data
+import soundfile
+from absl import flags
+from PIL import Image
+
+from data_pipeline import speech
+from data_pipeline.synthetic_lips import corpus, synthetic_lips
+from lipjax import audio as audio_lib
+from lipjax import configs, input_pipeline, train, train_step, video_io
+from lipjax import generate as generate_module
+from lipjax.weights import Weights, load_weights, save_weights
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+RATE = 16_000
+LONG_TEXT = (
+    "bin blue at f two now. place red by g nine soon. lay green with s seven again. "
+    "set white in b one please."
+)
+
+
+def _tone_bursts(seconds: float, rate: int = RATE) -> np.ndarray:
+    """Speech-like on/off bursts of a harmonic tone (3 per second)."""
+    t = np.arange(int(seconds * rate)) / rate
+    carrier = sum(np.sin(2 * np.pi * f * t) / k for k, f in enumerate((150, 300, 450), 1))
+    return (0.2 * carrier * (np.sin(2 * np.pi * 3 * t) > 0)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def random_weights():
+    """The CPU-sized generator with every kernel random (its zero-initialised last layer
+    included), so that its output depends strongly on the audio."""
+    config = configs.cpu_sized(configs.base_config())
+    generator = train_step.build_networks(config).generator
+    variables = generator.init(
+        jax.random.key(0), jnp.zeros((1, 64, 128, 1)), jnp.zeros((1, 64, 64, 3)), train=False
+    )
+    params = jax.tree.map(lambda x: x, variables["params"])
+    kernel = params["to_rgb"]["kernel"]
+    params["to_rgb"]["kernel"] = 0.05 * jax.random.normal(jax.random.key(1), kernel.shape)
+    return Weights(config.model.to_dict(), params, variables["batch_stats"], "random")
+
+
+@pytest.fixture(scope="module")
+def crop():
+    return np.asarray(Image.fromarray(skimage.data.astronaut()[130:200, 180:280]).resize((64, 64)))
+
+
+@pytest.mark.parametrize("seconds", [0.01, 0.64, 1.0, 2.37])
+def test_frame_count_is_ceil_of_duration_times_25(random_weights, crop, seconds):
+    frames = generate_module.generate(random_weights, _tone_bursts(seconds), crop, sample_rate=RATE)
+    assert frames.shape == (int(np.ceil(round(seconds * RATE) / RATE * 25)), 64, 64, 3)
+    assert frames.dtype == np.uint8
+
+
+def test_from_lipjax_import_generate_is_callable(random_weights, crop):
+    from lipjax import generate
+
+    frames = generate(random_weights, _tone_bursts(0.5), crop, sample_rate=RATE)
+    assert frames.shape == (13, 64, 64, 3)
+    assert generate.LipGenerator is generate_module.LipGenerator
+
+
+def test_hann_windows_at_half_overlap_sum_to_one():
+    weights = generate_module.blend_weights()
+    total = np.zeros(64)
+    for start in range(0, 48 + 1, 8):
+        total[start : start + 16] += weights
+    np.testing.assert_allclose(total[8:56], 1.0, atol=1e-6)
+
+
+def test_window_starts_cover_every_frame():
+    for frames in (1, 15, 16, 17, 24, 25, 100, 133):
+        starts = generate_module.window_starts(frames, 8)
+        assert starts[0] == 0 and starts[-1] + 16 >= frames
+        assert len(starts) == 1 or starts[-2] + 16 < frames
+
+
+def test_jax_log_mel_windows_match_the_training_features():
+    """The windows generate() feeds the model are the log-mel windows of the input pipeline
+    (NumPy front end, normalised, cut every 8 frames)."""
+    waveform = audio_lib.to_model_rate(_tone_bursts(1.5), RATE)
+    lips = generate_module.LipGenerator.__new__(generate_module.LipGenerator)
+    lips.hop = 8
+    num_frames, starts, windows = lips.windows(waveform)
+    assert num_frames == 38 and list(starts) == [0, 8, 16, 24]
+    padded = audio_lib.pad_to_video_frames(waveform, 40)
+    expected = input_pipeline.normalize_log_mel(audio_lib.log_mel(padded))
+    for start, window in zip(starts, np.asarray(windows), strict=True):
+        # float32 STFTs differ by up to 0.08 dB in near-silent bins
+        np.testing.assert_allclose(window, expected[4 * start : 4 * start + 64], atol=5e-3)
+
+
+def _seam_ratio(frames: np.ndarray, boundaries: set[int]) -> float:
+    """Mean frame-to-frame change across window boundaries / inside windows."""
+    change = np.abs(np.diff(frames.astype(np.float32), axis=0)).mean(axis=(1, 2, 3))
+    at = [c for t, c in enumerate(change, 1) if t in boundaries]
+    inside = [c for t, c in enumerate(change, 1) if t not in boundaries]
+    return float(np.mean(at) / np.mean(inside))
+
+
+def test_window_seams_do_not_show(random_weights, crop):
+    """Blended windows change no more across a window start or end than inside a window;
+    without overlap (hop 16) the same model shows its seams, so the measure sees them."""
+    speech_audio = _tone_bursts(6.0)
+    blended = generate_module.generate(random_weights, speech_audio, crop, sample_rate=RATE)
+    hard = generate_module.generate(random_weights, speech_audio, crop, sample_rate=RATE, hop=16)
+    blended_ratio = _seam_ratio(blended, {t for t in range(1, len(blended)) if t % 8 == 0})
+    hard_ratio = _seam_ratio(hard, {t for t in range(1, len(hard)) if t % 16 == 0})
+    print(f"seam ratio: blended {blended_ratio:.3f}, no overlap {hard_ratio:.3f}")
+    assert blended_ratio <= 1.05
+    assert hard_ratio > blended_ratio
+
+
+# ------------------------------------------------------------------------- bad input
+
+
+def test_audio_inputs_are_normalised(random_weights, crop, tmp_path):
+    mono = _tone_bursts(1.0)
+    stereo = np.stack([mono, mono], axis=1)
+    np.testing.assert_allclose(
+        generate_module.load_audio(stereo, RATE), generate_module.load_audio(mono, RATE)
+    )
+    np.testing.assert_allclose(
+        generate_module.load_audio(stereo.T, RATE), generate_module.load_audio(mono, RATE)
+    )
+    pcm = np.rint(mono * 32767).astype(np.int16)
+    np.testing.assert_allclose(
+        generate_module.load_audio(pcm, RATE), generate_module.load_audio(mono, RATE), atol=1e-4
+    )
+    assert len(generate_module.load_audio(mono, RATE)) == 44_100  # resampled to 44.1 kHz
+    path = tmp_path / "speech.wav"
+    soundfile.write(path, stereo, 22_050)
+    assert len(generate_module.load_audio(path)) == 32_000  # 16,000 samples at 22.05 kHz
+    silent = generate_module.generate(random_weights, np.zeros(8000), crop, sample_rate=RATE)
+    assert silent.shape == (13, 64, 64, 3)
+
+
+@pytest.mark.parametrize(
+    ("audio", "sample_rate", "message"),
+    [
+        (np.zeros(0), RATE, "empty"),
+        (np.array([0.0, np.nan, 0.1]), RATE, "NaN"),
+        (np.ones(100), None, "sample rate"),
+        (np.ones((100, 100)), RATE, "channels"),
+        (np.ones(100), 50, "not a speech rate"),
+        (np.array(["a", "b"]), RATE, "numbers"),
+    ],
+)
+def test_bad_audio_is_refused_with_a_clear_message(audio, sample_rate, message):
+    with pytest.raises(ValueError, match=message):
+        generate_module.load_audio(audio, sample_rate)
+
+
+def test_bad_audio_files_are_refused(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"missing\.wav"):
+        generate_module.load_audio(tmp_path / "missing.wav")
+    corrupt = tmp_path / "corrupt.wav"
+    corrupt.write_bytes(b"RIFF0000WAVEnot really audio")
+    with pytest.raises(ValueError, match="could not decode"):
+        generate_module.load_audio(corrupt)
+
+
+def test_image_inputs_are_normalised(crop):
+    grey = crop.mean(axis=-1).astype(np.uint8)
+    assert generate_module.load_image(grey).shape == (64, 64, 3)
+    rgba = np.concatenate([crop, np.full((64, 64, 1), 255, np.uint8)], axis=-1)
+    np.testing.assert_array_equal(generate_module.load_image(rgba), crop)
+    np.testing.assert_array_equal(generate_module.load_image(crop / 255.0), crop)
+    lips, placement = generate_module.lip_crop(crop)
+    assert placement is None and lips.shape == (64, 64, 3)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        generate_module.load_image(crop * 2.0)
+    with pytest.raises(ValueError, match="shape"):
+        generate_module.load_image(np.zeros((4, 64, 64, 3), np.uint8))
+
+
+def test_face_photos_are_cropped_at_the_mouth_even_when_huge():
+    photo = skimage.data.astronaut()  # 512 x 512
+    lips, placement = generate_module.lip_crop(photo)
+    assert lips.shape == (64, 64, 3)
+    # The mouth of the astronaut photo lies near (222, 147) (x, y).
+    assert np.allclose(placement.centre, (222, 147), atol=6)
+    huge = np.asarray(Image.fromarray(photo).resize((2048, 2048)))
+    _, huge_placement = generate_module.lip_crop(huge)
+    np.testing.assert_allclose(huge_placement.centre, placement.centre * 4, atol=12)
+    np.testing.assert_allclose(huge_placement.half_size, placement.half_size * 4, rtol=0.1)
+
+
+def test_an_image_without_a_face_is_refused():
+    noise = np.random.default_rng(0).integers(0, 255, (200, 240, 3), np.uint8)
+    with pytest.raises(ValueError, match="no face found"):
+        generate_module.lip_crop(noise)
+
+
+def test_missing_and_foreign_checkpoints_are_refused(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_weights(tmp_path / "nowhere")
+    (tmp_path / "foreign").mkdir()
+    (tmp_path / "foreign" / "weights.bin").write_bytes(b"\0" * 16)
+    with pytest.raises(ValueError, match="neither a lipjax weights folder"):
+        load_weights(tmp_path / "foreign")
+
+
+def test_weights_round_trip(random_weights, crop, tmp_path):
+    saved = load_weights(save_weights(random_weights, tmp_path / "weights"))
+    speech_audio = _tone_bursts(0.8)
+    np.testing.assert_array_equal(
+        generate_module.generate(saved, speech_audio, crop, sample_rate=RATE),
+        generate_module.generate(random_weights, speech_audio, crop, sample_rate=RATE),
+    )
+
+
+def test_default_weights_ship_with_lipjax(crop):
+    weights = load_weights(None)
+    assert weights.model["identity_skip"] and weights.model["width"] <= 0.25
+    count = sum(x.size for x in jax.tree.leaves(weights.params))
+    assert count < 2_000_000  # a few MB
+    frames = generate_module.generate(None, _tone_bursts(1.0), crop, sample_rate=RATE)
+    assert frames.shape == (25, 64, 64, 3)
+
+
+# ------------------------------------------------------------------ end to end, CLI
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    """A tiny pixel-loss model trained for a few steps on synthetic_lips/tiny."""
+    root = tmp_path_factory.mktemp("generate_run")
+    config = configs.cpu_sized(configs.base_config())
+    configs.smoke(config)
+    config.data_dir = str(root / "tfds")
+    config.loss.adversarial = config.loss.correlation = config.loss.perceptual = 0.0
+    train.train_and_evaluate(config, str(root / "run"))
+    return config, root
+
+
+def _held_out_speaker_inputs(config, root) -> tuple[np.ndarray, np.ndarray]:
+    """A >5 s eSpeak utterance in the voice of an unseen (test) speaker, and that speaker's
+    first test frame as the identity."""
+    corpus_config = synthetic_lips.CONFIGS["tiny"]
+    test_speaker = corpus.make_speakers(corpus_config)[corpus_config.num_train_speakers]
+    spoken = speech.synthesize(LONG_TEXT, test_speaker.voice)
+    builder = input_pipeline.load_builder(config.dataset, config.data_dir)
+    source = builder.as_data_source(split="test")
+    names = [source[i]["speaker"] for i in range(len(source))]
+    names = [n.decode() if isinstance(n, bytes) else n for n in names]
+    example = source[names.index(test_speaker.speaker_id)]
+    identity = np.asarray(example["frames"][0])
+    return audio_lib.to_model_rate(spoken.waveform, spoken.sample_rate), identity
+
+
+def test_end_to_end_train_then_generate_an_mp4(trained_run, tmp_path):
+    config, root = trained_run
+    waveform, identity = _held_out_speaker_inputs(config, root)
+    duration = len(waveform) / audio_lib.SAMPLE_RATE
+    assert duration >= 5.0
+    weights = load_weights(root / "run")
+    generator = generate_module.LipGenerator(weights)
+    frames, wave, placement = generator.generate_with_placement(
+        waveform, identity, sample_rate=44_100
+    )
+    assert frames.shape == (int(np.ceil(duration * 25)), 64, 64, 3)
+    path = generate_module.write_video(tmp_path / "lips.mp4", frames, wave, identity, placement)
+    video, fps, decoded_audio, audio_rate = video_io.read_mp4(path)
+    assert fps == 25 and len(video) == len(frames)
+    assert audio_rate == 44_100 and abs(len(decoded_audio) / audio_rate - duration) < 0.1
+
+
+def _run_cli(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    env["XLA_FLAGS"] = ""
+    return subprocess.run(
+        [sys.executable, "-m", "lipjax.generate", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=300,
+    )
+
+
+def test_cli_full_face_lips_only_batch_and_errors(trained_run, tmp_path):
+    _, root = trained_run
+    speech_path = tmp_path / "speech.wav"
+    soundfile.write(speech_path, _tone_bursts(1.2), RATE)
+    face_path = tmp_path / "face.png"
+    Image.fromarray(skimage.data.astronaut()).save(face_path)
+    (tmp_path / "pairs").mkdir()
+    soundfile.write(tmp_path / "pairs" / "a.wav", _tone_bursts(0.6), RATE)
+    Image.fromarray(skimage.data.astronaut()).save(tmp_path / "pairs" / "a.jpg")
+    (tmp_path / "pairs.csv").write_text("audio,image\nspeech.wav,face.png\npairs/a.wav,face.png\n")
+    checkpoint = f"--checkpoint={root / 'run'}"
+
+    full = _run_cli(
+        checkpoint,
+        f"--audio={speech_path}",
+        f"--image={face_path}",
+        f"--output={tmp_path / 'face.mp4'}",
+    )
+    assert full.returncode == 0, full.stderr
+    video, fps, sound, _ = video_io.read_mp4(tmp_path / "face.mp4")
+    assert video.shape == (30, 512, 512, 3) and fps == 25 and sound is not None
+
+    batch = _run_cli(
+        checkpoint,
+        f"--batch={tmp_path / 'pairs.csv'}",
+        "--lips_only",
+        f"--output={tmp_path / 'out'}",
+    )
+    assert batch.returncode == 0, batch.stderr
+    video, _, _, _ = video_io.read_mp4(tmp_path / "out" / "a.mp4")
+    assert video.shape == (15, 256, 256, 3)  # 64x64 crops shown 4x
+    assert (tmp_path / "out" / "speech.mp4").is_file()
+
+    missing = _run_cli(
+        f"--checkpoint={tmp_path / 'nowhere'}", f"--audio={speech_path}", f"--image={face_path}"
+    )
+    assert missing.returncode == 1 and "does not exist" in missing.stderr
+    no_face = tmp_path / "noise.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (120, 160, 3), np.uint8)).save(
+        no_face
+    )
+    faceless = _run_cli(checkpoint, f"--audio={speech_path}", f"--image={no_face}")
+    assert faceless.returncode == 1 and "no face found" in faceless.stderr
+    assert "Traceback" not in faceless.stderr
+
+
+def test_flags_are_defined_once():
+    # The CLI defines its flags only when run as a program, so importing lipjax.generate
+    # next to another absl program does not clash.
+    assert "audio" not in flags.FLAGS
