@@ -1,9 +1,17 @@
-"""Evaluation of a lip generator beside the static baseline (paper Sec. 5.2).
+"""Evaluation of a lip generator beside the static baseline and the ground truth (paper
+Sec. 5.2).
 
-For every window of a split: PSNR and SSIM of the generated clip against the real one, and
-LMD between lip landmarks of the real and the generated clip. The static baseline repeats
-the identity image 16 times; a model that does not beat it on LMD has learned no lip
-motion (SPEC "Metrics").
+Every window of a split is scored in three rows:
+  model         the generated clip;
+  static        the identity image repeated 16 times: a model that does not beat it on LMD
+                has learned no lip motion (SPEC "Metrics");
+  ground_truth  the real clip: the ceiling of the no-reference metrics (CPBD, LSE-D, LSE-C);
+                the metrics against the real clip (LMD, PSNR, SSIM) are left out of it, as
+                they are trivially perfect there.
+Metrics: LMD between lip landmarks of the real and the scored clip; PSNR and colour SSIM
+against the real clip (lipjax.metrics); CPBD sharpness; and, given a sync expert
+(lipjax.sync_expert.SyncScorer), LSE-D, LSE-C and the audio-visual offset of the clip
+against the window's audio.
 """
 
 from __future__ import annotations
@@ -16,24 +24,38 @@ import numpy as np
 
 from lipjax import landmark_regressor, metrics
 
+ROWS = ("model", "static", "ground_truth")
+# Metrics of a clip against the real one (not reported for the ground truth itself).
+REFERENCE_METRICS = ("lmd", "psnr", "ssim")
+SYNC_METRICS = ("lse_d", "lse_c", "sync_offset")
+ID_KEYS = ("utterance_index", "start_frame", "speaker_id")
 
-def to_uint8(video: np.ndarray) -> np.ndarray:
-    """[-1, 1] floats -> uint8 frames."""
-    return np.clip(np.rint((np.asarray(video, np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+to_uint8 = metrics.to_uint8  # [-1, 1] floats -> uint8 frames
 
 
 @dataclasses.dataclass
 class EvalResult:
-    """Mean metrics of the model and the static baseline, and a few clips to look at."""
+    """Mean metrics per row, a few clips to look at, and every clip's own metrics.
+
+    `per_clip` holds arrays (num_clips,): the ids (utterance_index, start_frame,
+    speaker_id) and "<row>_<metric>" for each row and metric computed.
+    """
 
     model: dict[str, float]
     static: dict[str, float]
     num_clips: int
     samples: dict[str, np.ndarray]  # real / generated / identity (uint8) and ids
+    ground_truth: dict[str, float] = dataclasses.field(default_factory=dict)
+    per_clip: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+
+    def rows(self) -> dict[str, dict[str, float]]:
+        return {"model": self.model, "static": self.static, "ground_truth": self.ground_truth}
 
     def scalars(self) -> dict[str, float]:
-        out = {f"{k}": v for k, v in self.model.items()}
+        """Flat scalars: model metrics by name, then static_* and gt_*, and lmd_vs_static."""
+        out = dict(self.model)
         out.update({f"static_{k}": v for k, v in self.static.items()})
+        out.update({f"gt_{k}": v for k, v in self.ground_truth.items()})
         if self.static.get("lmd"):
             out["lmd_vs_static"] = self.model["lmd"] / self.static["lmd"]
         return out
@@ -50,20 +72,40 @@ class LandmarkScorer:
         return landmark_regressor.predict_landmarks(self.variables, np.asarray(clips, np.float32))
 
 
+def _reference_metrics(real_u8, clip_u8, real_landmarks, clip_landmarks) -> dict[str, np.ndarray]:
+    """Per-clip LMD, PSNR (each frame capped at 100 dB) and colour SSIM, arrays (B,)."""
+    psnr = np.minimum(metrics.psnr_per_frame(real_u8, clip_u8), metrics.PSNR_CAP_DB)
+    return {
+        "lmd": np.asarray(metrics.landmark_distance(real_landmarks, clip_landmarks)),
+        "psnr": psnr.mean(axis=1),
+        "ssim": metrics.ssim_per_frame(real_u8, clip_u8).mean(axis=1),
+    }
+
+
+def _sync_metrics(sync, clips: np.ndarray, audio: np.ndarray) -> dict[str, np.ndarray]:
+    scores = sync(clips, audio)
+    return {"lse_d": scores["lse_d"], "lse_c": scores["lse_c"], "sync_offset": scores["offset"]}
+
+
 def evaluate(
     generate: Callable[[dict], np.ndarray],
     batches: Iterable[tuple[dict, np.ndarray]],
     landmarks: LandmarkScorer,
     num_samples: int = 4,
     max_batches: int = 0,
+    *,
+    sharpness: bool = True,
+    sync: Callable[[np.ndarray, np.ndarray], dict] | None = None,
 ) -> EvalResult:
-    """Runs `generate(batch) -> (B, 16, 64, 64, 3)` over (batch, mask) pairs.
+    """Runs `generate(batch) -> (B, 16, 64, 64, 3)` over (batch, mask) pairs and scores the
+    model, static and ground-truth rows.
 
-    LMD compares landmarks predicted on the real clip with those predicted on the generated
-    one (both from the same landmark model, as the paper runs dlib on both).
+    LMD compares landmarks predicted on the real clip with those predicted on the scored
+    one (both from the same landmark model, as the paper runs dlib on both). `sharpness`
+    adds CPBD (about 2 ms a frame); `sync`, e.g. a lipjax.sync_expert.SyncScorer, adds
+    LSE-D, LSE-C and the offset against the batch's audio windows.
     """
-    sums = {"model": {}, "static": {}}
-    count = 0
+    per_clip: dict[str, list[np.ndarray]] = {}
     samples: dict[str, list] = {
         "real": [],
         "generated": [],
@@ -71,30 +113,39 @@ def evaluate(
         "utterance_index": [],
         "start_frame": [],
     }
+
+    def record(name: str, values) -> None:
+        per_clip.setdefault(name, []).append(np.asarray(values, np.float64).reshape(-1))
+
     for index, (batch, mask) in enumerate(batches):
         if max_batches and index >= max_batches:
             break
         valid = np.asarray(mask, bool)
+        if not valid.any():
+            continue
         real = np.asarray(batch["video"])[valid]
         fake = np.asarray(generate(batch))[valid]
         identity = np.asarray(batch["identity"])[valid]
         static = np.repeat(identity[:, None], real.shape[1], axis=1)
         real_u8, fake_u8, static_u8 = to_uint8(real), to_uint8(fake), to_uint8(static)
+        for key in ID_KEYS:
+            record(key, np.asarray(batch.get(key, np.full(len(valid), -1)))[valid])
+
         real_landmarks = landmarks(real)
-        for name, clip, clip_u8 in (("model", fake, fake_u8), ("static", static, static_u8)):
-            clip_landmarks = landmarks(clip)
-            values = {
-                "lmd": metrics.landmark_distance(real_landmarks, clip_landmarks),
-                "psnr": np.array(
-                    [metrics.psnr(r, f) for r, f in zip(real_u8, clip_u8, strict=False)]
-                ),
-                "ssim": np.array(
-                    [metrics.ssim(r, f) for r, f in zip(real_u8, clip_u8, strict=False)]
-                ),
-            }
-            for key, per_clip in values.items():
-                sums[name][key] = sums[name].get(key, 0.0) + float(np.sum(per_clip))
-        count += len(real)
+        for row, clip, clip_u8 in (("model", fake, fake_u8), ("static", static, static_u8)):
+            values = _reference_metrics(real_u8, clip_u8, real_landmarks, landmarks(clip))
+            for name, value in values.items():
+                record(f"{row}_{name}", value)
+        if sharpness:
+            record("model_cpbd", metrics.cpbd_per_frame(fake_u8).mean(axis=1))
+            record("static_cpbd", metrics.cpbd_per_frame(static_u8[:, 0]))  # one frame, repeated
+            record("ground_truth_cpbd", metrics.cpbd_per_frame(real_u8).mean(axis=1))
+        if sync is not None:
+            audio = np.asarray(batch["audio"])[valid]
+            for row, clip in (("model", fake), ("static", static), ("ground_truth", real)):
+                for name, value in _sync_metrics(sync, clip, audio).items():
+                    record(f"{row}_{name}", value)
+
         if len(samples["real"]) < num_samples:
             take = num_samples - len(samples["real"])
             samples["real"].extend(real_u8[:take])
@@ -103,13 +154,23 @@ def evaluate(
             for key in ("utterance_index", "start_frame"):
                 ids = np.asarray(batch.get(key, np.full(len(valid), -1)))[valid]
                 samples[key].extend(ids[:take])
-    if count == 0:
+    if not per_clip:
         raise ValueError("evaluation: the split produced no 16-frame windows")
+    columns = {name: np.concatenate(parts) for name, parts in per_clip.items()}
+    for key in ID_KEYS:
+        columns[key] = columns[key].astype(np.int64)
+    means = {row: {} for row in ROWS}
+    for name, values in columns.items():
+        row = next((r for r in ROWS if name.startswith(f"{r}_")), None)
+        if row is not None:
+            means[row][name[len(row) + 1 :]] = float(np.mean(values))
     return EvalResult(
-        model={k: v / count for k, v in sums["model"].items()},
-        static={k: v / count for k, v in sums["static"].items()},
-        num_clips=count,
+        model=means["model"],
+        static=means["static"],
+        ground_truth=means["ground_truth"],
+        num_clips=len(columns["utterance_index"]),
         samples={k: np.stack(v) for k, v in samples.items() if v},
+        per_clip=columns,
     )
 
 

@@ -1,0 +1,427 @@
+"""Evaluates a trained lip generator on a split: tables, per-speaker breakdown and plots.
+
+    python -m lipjax.evaluate --checkpoint=runs/synthetic --split=test --workdir=runs/eval
+    python -m lipjax.evaluate --config=experiments/synthetic.py:long \\
+        --checkpoint=runs/long/best --split=test --workdir=runs/long_eval
+
+Without --config the run's own config.json (beside its checkpoints) is used, laid over
+today's defaults. Rows: the model, the static baseline (identity image repeated) and the
+ground truth; metrics: LMD, PSNR, SSIM, CPBD, and LSE-D / LSE-C / offset of the lip-sync
+expert (lipjax.sync_expert; the shipped one is trained on synthetic_lips/small). WORKDIR
+receives:
+
+  results.md          the table, the paper's Table 3 beside it, and the per-speaker table
+  results.csv         one line per row (model, static, ground_truth)
+  per_speaker.csv     the same per speaker
+  per_clip.csv        every window's metrics and ids
+  metric_distributions.png, lmd_per_speaker.png, samples.png
+  samples/            real | generated | identity clips as GIF and mp4 with their speech
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import json
+import pathlib
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from lipjax import checkpointing, configs, evaluation, input_pipeline, train, train_step
+
+METRICS = ("lmd", "psnr", "ssim", "cpbd", "lse_d", "lse_c", "sync_offset")
+HEADERS = {
+    "lmd": "LMD ↓",
+    "psnr": "PSNR ↑",
+    "ssim": "SSIM ↑",
+    "cpbd": "CPBD ↑",
+    "lse_d": "LSE-D ↓",
+    "lse_c": "LSE-C ↑",
+    "sync_offset": "offset (frames)",
+}
+ROW_NAMES = {
+    "model": "model",
+    "static": "static (identity repeated)",
+    "ground_truth": "ground truth",
+}
+# Table 3 of the paper, full model (GRID / LDC / LRW), SPEC "The paper's results".
+PAPER_FULL_MODEL = {
+    "GRID": {"lmd": 1.18, "ssim": 0.73, "psnr": 29.89, "cpbd": 0.175},
+    "LDC": {"lmd": 1.82, "ssim": 0.57, "psnr": 28.87, "cpbd": 0.172},
+    "LRW": {"lmd": 1.92, "ssim": 0.53, "psnr": 28.65, "cpbd": 0.075},
+}
+CONFIG_FILE = "config.json"
+
+
+# ---------------------------------------------------------------- config and model
+
+
+def _merge(base: ml_collections.ConfigDict, values: dict, path: str = "") -> list[str]:
+    """Lays `values` over `base` in place; returns the keys `base` does not know."""
+    unknown = []
+    for key, value in values.items():
+        if key not in base:
+            unknown.append(path + key)
+        elif isinstance(value, dict) and isinstance(base[key], ml_collections.ConfigDict):
+            unknown += _merge(base[key], value, f"{path}{key}.")
+        else:
+            base[key] = value
+    return unknown
+
+
+def find_run_config(checkpoint: str | pathlib.Path) -> pathlib.Path:
+    """The config.json of the run a checkpoint belongs to (in it or up to 3 folders up)."""
+    path = pathlib.Path(checkpoint).absolute()
+    for folder in [path, *list(path.parents)[:3]]:
+        if (folder / CONFIG_FILE).is_file():
+            return folder / CONFIG_FILE
+    raise FileNotFoundError(
+        f"checkpoint: no {CONFIG_FILE} in {path} or the folders above it; pass --config"
+    )
+
+
+def config_from_json(path: str | pathlib.Path) -> ml_collections.ConfigDict:
+    """A run's saved config over today's defaults (fields added since keep their default)."""
+    config = configs.base_config()
+    unknown = _merge(config, json.loads(pathlib.Path(path).read_text()))
+    if unknown:
+        logging.warning("%s: ignoring fields today's config does not have: %s", path, unknown)
+    return config
+
+
+def load_generator(config: ml_collections.ConfigDict, checkpoint: str, step: int | None = None):
+    """(networks, variables) of a checkpoint, after checking that its generator has the
+    shapes of the generator `config` builds."""
+    networks = train_step.build_networks(config)
+    variables = checkpointing.load_params(checkpoint, step)
+    inputs = train_step.example_inputs(1)
+    expected = jax.eval_shape(
+        lambda: networks.generator.init(
+            jax.random.key(0), inputs["audio"], inputs["identity"], train=False
+        )
+    )
+    loaded = {
+        "params": variables["params"]["generator"],
+        "batch_stats": variables["batch_stats"].get("generator", {}),
+    }
+    expected = {k: expected.get(k, {}) for k in loaded}
+    shapes = [jax.tree.map(lambda x: tuple(x.shape), tree) for tree in (expected, loaded)]
+    if shapes[0] != shapes[1]:
+        paths = jax.tree_util.tree_flatten_with_path(shapes[0])[0]
+        loaded_paths = dict(jax.tree_util.tree_flatten_with_path(shapes[1])[0])
+        differing = [jax.tree_util.keystr(p) for p, s in paths if loaded_paths.get(p) != s] or [
+            "(the parameter names differ)"
+        ]
+        raise ValueError(
+            f"checkpoint {checkpoint}: its generator does not match the config's "
+            f"(first differences: {differing[:3]}); pass the --config it was trained with"
+        )
+    return networks, variables
+
+
+# ---------------------------------------------------------------- the evaluation
+
+
+def run(
+    config: ml_collections.ConfigDict,
+    checkpoint: str,
+    split: str,
+    workdir: str | pathlib.Path,
+    *,
+    step: int | None = None,
+    sync_expert: str | None = "",
+    sharpness: bool = True,
+    max_batches: int = 0,
+    num_samples: int = 4,
+) -> dict:
+    """Evaluates `checkpoint` on `split` and writes the tables and plots to `workdir`.
+
+    `sync_expert`: "" for the shipped expert, a path, or None for no LSE metrics.
+    Returns {"rows": {row: {metric: mean}}, "num_clips": ..., "files": [...]}.
+    """
+    workdir = train.prepare_workdir(str(workdir))
+    train.ensure_dataset(config)
+    data_dir = config.data_dir or None
+    networks, variables = load_generator(config, checkpoint, step)
+    generate_fn = jax.jit(functools.partial(train_step.generate_videos, networks))
+
+    def generate(batch):
+        return generate_fn(
+            variables["params"], variables["batch_stats"], batch["audio"], batch["identity"]
+        )
+
+    batches = input_pipeline.create_eval_iterator(
+        config.dataset,
+        split,
+        data_dir,
+        global_batch_size=config.batch_size,
+        cache_dir=workdir / "data_index",
+        num_data_devices=1,
+    )
+    sync = None
+    if sync_expert is not None:
+        from lipjax import sync_expert as sync_module
+
+        sync = sync_module.SyncScorer(sync_expert or None)
+    result = evaluation.evaluate(
+        generate,
+        batches,
+        evaluation.LandmarkScorer(),
+        num_samples=num_samples,
+        max_batches=max_batches,
+        sharpness=sharpness,
+        sync=sync,
+    )
+    index = input_pipeline.window_index(
+        config.dataset, split, data_dir, cache_dir=workdir / "data_index"
+    )
+    speakers = index.speaker_names
+    info = {
+        "checkpoint": str(pathlib.Path(checkpoint).absolute()),
+        "dataset": config.dataset,
+        "split": split,
+        "num_clips": result.num_clips,
+        "sync_expert": "none" if sync is None else (sync_expert or "shipped"),
+    }
+    files = write_outputs(result, speakers, info, workdir)
+    source = input_pipeline.load_builder(config.dataset, data_dir).as_data_source(split=split)
+    files += train.write_samples(result, source, 0, workdir / "samples")
+    return {"rows": result.rows(), "num_clips": result.num_clips, "files": files}
+
+
+# ---------------------------------------------------------------- outputs
+
+
+def _format(metric: str, value: float | None) -> str:
+    if value is None or not np.isfinite(value):
+        return "—"
+    if metric == "psnr":
+        return f"{value:.2f}"
+    return f"{value:.3f}" if metric in ("ssim", "cpbd", "lmd") else f"{value:.2f}"
+
+
+def _present_metrics(rows: dict[str, dict[str, float]]) -> list[str]:
+    return [m for m in METRICS if any(m in values for values in rows.values())]
+
+
+def per_speaker(result: evaluation.EvalResult, speakers: dict[int, str]) -> list[dict[str, Any]]:
+    """Mean metrics per (speaker, row): dicts with speaker, row, clips and the metrics."""
+    ids = result.per_clip["speaker_id"]
+    lines = []
+    for speaker in sorted(set(ids.tolist()), key=lambda s: speakers.get(s, str(s))):
+        chosen = ids == speaker
+        for row in evaluation.ROWS:
+            values = {
+                metric: float(np.mean(result.per_clip[f"{row}_{metric}"][chosen]))
+                for metric in METRICS
+                if f"{row}_{metric}" in result.per_clip
+            }
+            if values:
+                name = speakers.get(speaker, str(speaker))
+                lines.append({"speaker": name, "row": row, "clips": int(chosen.sum()), **values})
+    return lines
+
+
+def markdown_table(rows: dict[str, dict[str, float]]) -> str:
+    metrics = _present_metrics(rows)
+    lines = [
+        "| row | " + " | ".join(HEADERS[m] for m in metrics) + " |",
+        "| --- |" + " --- |" * len(metrics),
+    ]
+    for row, values in rows.items():
+        cells = [_format(m, values.get(m)) for m in metrics]
+        lines.append(f"| {ROW_NAMES[row]} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _write_csv(path: pathlib.Path, records: list[dict[str, Any]]) -> pathlib.Path:
+    fields = list(dict.fromkeys(key for record in records for key in record))
+    with path.open("w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(records)
+    return path
+
+
+def write_outputs(
+    result: evaluation.EvalResult, speakers: dict[int, str], info: dict, workdir: pathlib.Path
+) -> list[pathlib.Path]:
+    """results.md, results.csv, per_speaker.csv, per_clip.csv and the plots."""
+    rows = result.rows()
+    metrics = _present_metrics(rows)
+    files = [
+        _write_csv(
+            workdir / "results.csv",
+            [{"row": row, "clips": result.num_clips, **values} for row, values in rows.items()],
+        )
+    ]
+    speaker_lines = per_speaker(result, speakers)
+    files.append(_write_csv(workdir / "per_speaker.csv", speaker_lines))
+    clips = [
+        {
+            "speaker": speakers.get(int(result.per_clip["speaker_id"][i]), ""),
+            **{k: v[i].item() for k, v in result.per_clip.items()},
+        }
+        for i in range(result.num_clips)
+    ]
+    files.append(_write_csv(workdir / "per_clip.csv", clips))
+
+    text = [
+        f"# Evaluation of {info['checkpoint']}",
+        "",
+        f"{info['dataset']}, split `{info['split']}`: {info['num_clips']} windows of 16 frames "
+        f"(hop 8), identity = the utterance's first frame. Sync expert: {info['sync_expert']}.",
+        "",
+        markdown_table(rows),
+        "",
+        "LMD (paper Eq. 5, mean over the 20 mouth points) uses the lip-landmark regressor on "
+        "synthetic data; PSNR and SSIM (colour: mean of R, G, B) are against the real clip, "
+        "so the ground-truth row has none; CPBD is Narvekar & Karam's sharpness; LSE-D / "
+        "LSE-C are SyncNet-style distance and confidence of our expert (unit embeddings, "
+        "distances in [0, 2]), offset = frames by which the lips lead the audio.",
+        "",
+        "The paper's full model (Table 3), on real corpora, for scale only:",
+        "",
+        markdown_table_paper(),
+        "",
+        "## Per speaker",
+        "",
+        "| speaker | row | clips | " + " | ".join(HEADERS[m] for m in metrics) + " |",
+        "| --- | --- | --- |" + " --- |" * len(metrics),
+    ]
+    for line in speaker_lines:
+        cells = [_format(m, line.get(m)) for m in metrics]
+        text.append(
+            f"| {line['speaker']} | {line['row']} | {line['clips']} | " + " | ".join(cells) + " |"
+        )
+    (workdir / "results.md").write_text("\n".join(text) + "\n")
+    files.append(workdir / "results.md")
+    files += plot(result, speaker_lines, workdir)
+    return files
+
+
+def markdown_table_paper() -> str:
+    metrics = ("lmd", "psnr", "ssim", "cpbd")
+    lines = [
+        "| corpus | " + " | ".join(HEADERS[m] for m in metrics) + " |",
+        "| --- |" + " --- |" * len(metrics),
+    ]
+    for corpus, values in PAPER_FULL_MODEL.items():
+        lines.append(f"| {corpus} | " + " | ".join(_format(m, values[m]) for m in metrics) + " |")
+    return "\n".join(lines)
+
+
+def plot(result: evaluation.EvalResult, speaker_lines, workdir: pathlib.Path) -> list:
+    """Per-clip metric distributions per row, LMD per speaker, and real vs generated frames."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metrics = [m for m in METRICS if any(f"{r}_{m}" in result.per_clip for r in evaluation.ROWS)]
+    figure, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 3))
+    for axis, metric in zip(np.atleast_1d(axes), metrics, strict=True):
+        for row in evaluation.ROWS:
+            values = result.per_clip.get(f"{row}_{metric}")
+            if values is not None:
+                axis.hist(values, bins=20, alpha=0.5, label=row)
+        axis.set(title=HEADERS[metric], xlabel="per clip", ylabel="clips")
+    labels = {}
+    for axis in np.atleast_1d(axes):
+        labels.update(zip(*reversed(axis.get_legend_handles_labels()), strict=True))
+    figure.tight_layout(rect=(0, 0, 1, 0.9))
+    figure.legend(labels.values(), labels.keys(), loc="upper center", ncol=3, fontsize=8)
+    files = [workdir / "metric_distributions.png"]
+    figure.savefig(files[-1], dpi=100)
+    plt.close(figure)
+
+    lmd = [line for line in speaker_lines if "lmd" in line]
+    if lmd:
+        names = list(dict.fromkeys(line["speaker"] for line in lmd))
+        figure, axis = plt.subplots(figsize=(max(4, 0.6 * len(names) + 2), 3))
+        for offset, row in ((-0.2, "model"), (0.2, "static")):
+            values = {line["speaker"]: line["lmd"] for line in lmd if line["row"] == row}
+            axis.bar(np.arange(len(names)) + offset, [values.get(n, 0) for n in names], 0.4,
+                     label=row)  # fmt: skip
+        axis.set_xticks(np.arange(len(names)), names, rotation=45)
+        axis.set(ylabel="LMD (px)", title="LMD per speaker")
+        axis.legend(fontsize=7)
+        figure.tight_layout()
+        files.append(workdir / "lmd_per_speaker.png")
+        figure.savefig(files[-1], dpi=100)
+        plt.close(figure)
+
+    samples = result.samples
+    count = len(samples["real"])
+    shown = range(0, samples["real"].shape[1], 3)
+    figure, axes = plt.subplots(2 * count, len(shown), figsize=(1.1 * len(shown), 2.3 * count))
+    axes = np.asarray(axes).reshape(2 * count, len(shown))
+    for clip in range(count):
+        for column, frame in enumerate(shown):
+            for offset, kind in enumerate(("real", "generated")):
+                axis = axes[2 * clip + offset, column]
+                axis.imshow(samples[kind][clip, frame])
+                axis.set_xticks([])
+                axis.set_yticks([])
+                if column == 0:
+                    axis.set_ylabel(kind, fontsize=7)
+                if clip == 0 and offset == 0:
+                    axis.set_title(f"frame {frame}", fontsize=7)
+    figure.tight_layout()
+    files.append(workdir / "samples.png")
+    figure.savefig(files[-1], dpi=100)
+    plt.close(figure)
+    return files
+
+
+# ---------------------------------------------------------------- command line
+
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    """The command line's flags (defined on demand: lipjax.main defines --config too)."""
+    config_flags.DEFINE_config_file(
+        "config", None, "An experiments/*.py file (default: the run's config.json).",
+        lock_config=True,
+    )  # fmt: skip
+    flags.DEFINE_string("checkpoint", None, "A run's workdir, its best/ or checkpoints/, a step.")
+    flags.DEFINE_integer("step", None, "Checkpoint step (default: the newest in the folder).")
+    flags.DEFINE_string("split", "test", "Split to evaluate.")
+    flags.DEFINE_string("workdir", None, "Where the tables and plots go.")
+    flags.DEFINE_string("sync_expert", "", "Sync expert directory; '' = shipped, 'none' = off.")
+    flags.DEFINE_bool("cpbd", True, "Compute CPBD (about 2 ms a frame).")
+    flags.DEFINE_integer("max_batches", 0, "Evaluate this many batches only (0 = all).")
+    flags.DEFINE_integer("num_samples", 4, "Clips written as samples.")
+    flags.mark_flags_as_required(["checkpoint", "workdir"])
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    if not FLAGS["verbosity"].present:
+        logging.set_verbosity(logging.WARNING)
+    config = FLAGS.config or config_from_json(find_run_config(FLAGS.checkpoint))
+    summary = run(
+        config,
+        FLAGS.checkpoint,
+        FLAGS.split,
+        FLAGS.workdir,
+        step=FLAGS.step,
+        sync_expert=None if FLAGS.sync_expert == "none" else FLAGS.sync_expert,
+        sharpness=FLAGS.cpbd,
+        max_batches=FLAGS.max_batches,
+        num_samples=FLAGS.num_samples,
+    )
+    print(markdown_table(summary["rows"]))
+    print(f"{summary['num_clips']} clips; wrote {len(summary['files'])} files to {FLAGS.workdir}")
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(main)

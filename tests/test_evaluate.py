@@ -1,0 +1,183 @@
+"""lipjax.evaluation (model / static / ground-truth rows) and the lipjax.evaluate tool."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+import scipy.ndimage
+
+from lipjax import configs, evaluate, evaluation, metrics, train_step
+
+
+def _clips(batch_size: int, seed: int) -> np.ndarray:
+    noise = np.random.default_rng(seed).normal(size=(batch_size, 16, 64, 64, 3))
+    smooth = scipy.ndimage.gaussian_filter(noise, (0, 1, 2, 2, 0))
+    return np.clip(smooth / smooth.std() * 0.4, -1, 1).astype(np.float32)
+
+
+def _batches(sizes=(3, 3), padding: int = 1):
+    """(batch, mask) pairs like the eval iterator's: the last batch ends in padding rows."""
+    out = []
+    for index, size in enumerate(sizes):
+        video = _clips(size, index)
+        mask = np.ones(size, bool)
+        if index == len(sizes) - 1 and padding:
+            mask[-padding:] = False
+        out.append(
+            (
+                {
+                    "video": video,
+                    "identity": video[:, 0],
+                    "audio": np.zeros((size, 64, 128, 1), np.float32),
+                    "utterance_index": np.arange(size) + 10 * index,
+                    "start_frame": np.zeros(size, np.int32),
+                    "speaker_id": np.full(size, 7 + index),
+                },
+                mask,
+            )
+        )
+    return out
+
+
+def _landmarks(clips: np.ndarray) -> np.ndarray:
+    """A stand-in landmark model: 20 points that move with each frame's mean colour."""
+    level = np.asarray(clips).mean(axis=(-3, -2, -1))[..., None, None]
+    base = np.stack([np.linspace(0, 19, 20), np.zeros(20)], axis=-1)
+    return base + 10 * level * np.array([0.0, 1.0]) * (np.arange(20) % 2)[:, None]
+
+
+def _sync(clips, audio):
+    level = np.asarray(clips, np.float64).mean(axis=(1, 2, 3, 4))
+    return {"lse_d": 1 + level, "lse_c": 2 + level, "offset": np.full(len(clips), 3)}
+
+
+def test_a_perfect_generator_against_static_and_ground_truth():
+    batches = _batches()
+    result = evaluation.evaluate(lambda b: b["video"], batches, _landmarks, sync=_sync)
+    assert result.num_clips == 5  # 3 + 3 rows, one padding row dropped
+    assert result.model["lmd"] == 0.0
+    assert result.model["psnr"] == metrics.PSNR_CAP_DB
+    assert result.model["ssim"] == pytest.approx(1.0)
+    assert result.model["cpbd"] == pytest.approx(result.ground_truth["cpbd"])
+    assert set(result.ground_truth) == {"cpbd", "lse_d", "lse_c", "sync_offset"}
+    assert result.ground_truth["sync_offset"] == 3
+
+    # The static row by hand: the first frame repeated, scored against the clip.
+    videos = np.concatenate([b["video"] for b, _ in batches])[:5]
+    static = np.repeat(videos[:, :1], 16, axis=1)
+    real_u8, static_u8 = metrics.to_uint8(videos), metrics.to_uint8(static)
+    expected_lmd = metrics.landmark_distance(_landmarks(videos), _landmarks(static)).mean()
+    assert result.static["lmd"] == pytest.approx(expected_lmd)
+    assert result.static["ssim"] == pytest.approx(metrics.ssim(real_u8, static_u8))
+    assert result.static["cpbd"] == pytest.approx(metrics.cpbd(static_u8[:, 0]))
+    assert result.static["lse_d"] == pytest.approx(np.mean(_sync(static, None)["lse_d"]))
+
+    np.testing.assert_array_equal(result.per_clip["speaker_id"], [7, 7, 7, 8, 8])
+    np.testing.assert_array_equal(result.per_clip["utterance_index"], [0, 1, 2, 10, 11])
+    assert result.per_clip["model_lmd"].shape == (5,)
+    scalars = result.scalars()
+    for key in ("lmd", "static_lmd", "psnr", "static_ssim", "gt_cpbd", "gt_lse_c"):
+        assert key in scalars
+    assert scalars["lmd_vs_static"] == 0.0
+    assert result.samples["real"].shape == (4, 16, 64, 64, 3)
+
+
+def test_evaluation_options_and_an_empty_split():
+    result = evaluation.evaluate(
+        lambda b: b["video"] * 0.5, _batches(), _landmarks, sharpness=False, max_batches=1
+    )
+    assert result.num_clips == 3
+    assert "cpbd" not in result.model and "lse_d" not in result.model
+    assert result.ground_truth == {}
+    assert result.model["lmd"] > 0
+    with pytest.raises(ValueError, match="no 16-frame windows"):
+        evaluation.evaluate(lambda b: b["video"], [], _landmarks)
+
+
+# The command-line tool on a tiny corpus and an untrained generator.
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    from data_pipeline.synthetic_lips import SyntheticLips
+
+    directory = tmp_path_factory.mktemp("tfds")
+    SyntheticLips(config="tiny", data_dir=directory, num_workers=2).download_and_prepare()
+    return str(directory)
+
+
+def _config(data_dir):
+    config = configs.smoke(configs.cpu_sized(configs.base_config()))
+    config.data_dir = data_dir
+    return config
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory, data_dir):
+    """A run folder as training leaves it: config.json and a checkpoint of step 3."""
+    config = _config(data_dir)
+    run = tmp_path_factory.mktemp("run")
+    (run / "config.json").write_text(config.to_json_best_effort(indent=2))
+    networks = train_step.build_networks(config)
+    inputs = train_step.example_inputs(1)
+    variables = networks.generator.init(
+        jax.random.key(0), inputs["audio"], inputs["identity"], train=False
+    )
+    state = {
+        "step": np.int32(3),
+        "params": {"generator": variables["params"]},
+        "batch_stats": {"generator": variables["batch_stats"]},
+    }
+    checkpointer = ocp.StandardCheckpointer()
+    checkpointer.save(run / "checkpoints" / "3" / "state", state)
+    checkpointer.wait_until_finished()
+    return run
+
+
+def test_the_tool_writes_tables_plots_and_samples(run_dir, tmp_path):
+    config = evaluate.config_from_json(evaluate.find_run_config(run_dir / "checkpoints"))
+    assert config.model.generator_residual_blocks == 1
+    summary = evaluate.run(config, str(run_dir), "test", tmp_path, max_batches=1, num_samples=2)
+    rows = summary["rows"]
+    assert summary["num_clips"] == 8
+    for metric in ("lmd", "psnr", "ssim", "cpbd", "lse_d", "lse_c", "sync_offset"):
+        assert np.isfinite(rows["model"][metric]) and np.isfinite(rows["static"][metric])
+    assert "lmd" not in rows["ground_truth"] and "lse_d" in rows["ground_truth"]
+    for name in ("results.md", "results.csv", "per_speaker.csv", "per_clip.csv",
+                 "metric_distributions.png", "lmd_per_speaker.png", "samples.png"):  # fmt: skip
+        assert (tmp_path / name).stat().st_size > 0, name
+    assert len(list((tmp_path / "samples").glob("*.mp4"))) == 2
+    with (tmp_path / "results.csv").open() as file:
+        table = list(csv.DictReader(file))
+    assert [line["row"] for line in table] == ["model", "static", "ground_truth"]
+    assert float(table[0]["lmd"]) == pytest.approx(rows["model"]["lmd"])
+    markdown = (tmp_path / "results.md").read_text()
+    assert "| static (identity repeated) |" in markdown and "## Per speaker" in markdown
+    with (tmp_path / "per_clip.csv").open() as file:
+        clips = list(csv.DictReader(file))
+    assert len(clips) == 8 and clips[0]["speaker"].startswith("s")
+
+
+def test_the_tool_refuses_a_config_that_does_not_fit_the_checkpoint(run_dir, data_dir):
+    config = _config(data_dir)
+    config.model.generator_residual_blocks = 2
+    with pytest.raises(ValueError, match="does not match"):
+        evaluate.load_generator(config, str(run_dir))
+    with pytest.raises(FileNotFoundError, match=r"config\.json"):
+        evaluate.find_run_config(run_dir.parent / "elsewhere")
+
+
+def test_config_from_json_keeps_new_defaults(tmp_path):
+    saved = configs.base_config().to_dict()
+    del saved["model"]["output_kernel"]  # a field added after the run was made
+    saved["model"]["width"] = 0.5
+    saved["retired_field"] = 1
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    config = evaluate.config_from_json(tmp_path / "config.json")
+    assert config.model.width == 0.5
+    assert config.model.output_kernel == configs.base_config().model.output_kernel
