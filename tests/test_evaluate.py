@@ -181,3 +181,18 @@ def test_config_from_json_keeps_new_defaults(tmp_path):
     config = evaluate.config_from_json(tmp_path / "config.json")
     assert config.model.width == 0.5
     assert config.model.output_kernel == configs.base_config().model.output_kernel
+
+
+def test_the_offset_study_tool_on_a_built_dataset(data_dir, tmp_path):
+    from lipjax import offset_study
+
+    summary = offset_study.main(
+        ["--dataset=synthetic_lips/tiny", f"--data_dir={data_dir}", "--split=train",
+         f"--output={tmp_path}"]
+    )  # fmt: skip
+    assert summary["utterances"] == 16 and summary["delays_known"] == 16
+    assert summary["share_best_offset_within_one_frame"] >= 0.75
+    assert (tmp_path / "offset_study_train_opening_envelope.png").stat().st_size > 0
+    with pytest.raises(ValueError, match="split"):
+        offset_study.main(["--dataset=synthetic_lips/tiny", f"--data_dir={data_dir}",
+                           "--split=dev", f"--output={tmp_path}"])  # fmt: skip
