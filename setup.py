@@ -39,7 +39,10 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["lipjax", "lipjax.*", "data_pipeline", "data_pipeline.*"]),
-    package_data={"lipjax": ["assets/*.json", "assets/**/*"]},  # the shipped regressor
+    package_data={
+        "lipjax": ["assets/*.json", "assets/**/*"],  # shipped regressor and default weights
+        "data_pipeline": ["*/dummy_data/**/*"],  # the real corpora's dummy builds (smoke runs)
+    },
     install_requires=INSTALL_REQUIRES,
     extras_require={
         "dev": ["pytest>=8,<10", "pytest-xdist>=3.6,<4", "ruff>=0.17,<0.18"],

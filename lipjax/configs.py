@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import pathlib
+import tempfile
+
 import ml_collections
+
+import data_pipeline
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -11,7 +16,9 @@ def base_config() -> ml_collections.ConfigDict:
     config.stage = "gan"  # "gan" (the lip generator), "flownet" or "perceptual" (pretraining)
     config.dataset = "synthetic_lips/small"  # TFDS "name/config"
     config.data_dir = ""  # TFDS data dir; "" = $TFDS_DATA_DIR or ~/tensorflow_datasets
-    config.build_if_missing = True  # synthetic_lips only: build the corpus if it is not there
+    config.build_if_missing = True  # build the corpus if it is not there: synthetic_lips,
+    # or a real corpus from `manual_dir`
+    config.manual_dir = ""  # real corpora: the manual download (used with build_if_missing)
     config.seed = 0  # model init, data order, identity frames
     config.batch_size = 24  # global batch (authors' code); split over all devices
     config.num_steps = 100_000  # generator/discriminator iterations
@@ -142,12 +149,20 @@ def table_2_config(column: str, variant: str = "") -> ml_collections.ConfigDict:
 
 def dataset_config(dataset: str, variant: str = "") -> ml_collections.ConfigDict:
     """The full model at paper sizes on a real corpus (a manual download, built first);
-    variant "smoke" runs the same code path for a few steps on synthetic_lips/tiny."""
+    variant "smoke" runs the same code path for a few steps of tiny models on the builder's
+    dummy data (built on first use)."""
     config = base_config()
     config.dataset = dataset
     config.build_if_missing = False
     if variant == "smoke":
         smoke(config)
+        # The builder's own dummy files (our synthetic export in the corpus's layout), built
+        # on first use into a data dir of their own so they never mix with the real corpus.
+        config.dataset = dataset
+        dummy_data = pathlib.Path(data_pipeline.__file__).parent / dataset / "dummy_data"
+        config.manual_dir = str(dummy_data)
+        config.data_dir = str(pathlib.Path(tempfile.gettempdir()) / "lipjax_dummy_tfds")
+        config.build_if_missing = True
     elif variant:
         raise ValueError(f"variant: expected '' or 'smoke', got {variant!r}")
     return config

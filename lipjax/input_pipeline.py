@@ -159,8 +159,8 @@ def build_command(dataset: str, data_dir: str | None) -> str:
         )
     config_flag = f" --config={config}" if config else ""
     return (
-        f"tfds build {name} --imports=data_pipeline --file_format=array_record"
-        f"{config_flag}{data_dir_flag} [--manual_dir=DIR for corpora read from local files]"
+        f"python -m data_pipeline.build {name} --manual_dir=DIR_OF_THE_DOWNLOAD"
+        f"{config_flag}{data_dir_flag}"
     )
 
 

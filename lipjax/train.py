@@ -18,6 +18,7 @@ from typing import Any
 import jax
 import ml_collections
 import numpy as np
+import tensorflow_datasets as tfds
 from absl import logging
 from tqdm import tqdm
 
@@ -57,10 +58,14 @@ def ensure_dataset(config: ml_collections.ConfigDict) -> None:
     builder = input_pipeline.load_builder(config.dataset, config.data_dir or None)
     if builder.is_prepared():
         return
-    if config.dataset.startswith("synthetic_lips") and config.build_if_missing:
+    synthetic = config.dataset.startswith("synthetic_lips")
+    if config.build_if_missing and (synthetic or config.get("manual_dir")):
         logging.info("Building %s (first run only) ...", config.dataset)
         print(f"Building {config.dataset} in {builder.data_dir} (first run only) ...", flush=True)
-        builder.download_and_prepare()
+        download = None
+        if not synthetic:
+            download = tfds.download.DownloadConfig(manual_dir=config.manual_dir)
+        builder.download_and_prepare(download_config=download)
         return
     raise FileNotFoundError(
         f"dataset {config.dataset} is not built in {builder.data_dir}; build it with:\n  "

@@ -247,7 +247,7 @@ def test_unbuilt_dataset_names_the_build_command(tmp_path):
     command = f"python -m data_pipeline.synthetic_lips build --config=tiny --data_dir={tmp_path}"
     assert command in str(error.value)
     generic = input_pipeline.build_command("grid/default", "/data")
-    assert generic.startswith("tfds build grid --imports=data_pipeline")
+    assert generic.startswith("python -m data_pipeline.build grid --manual_dir=")
     assert "--config=default" in generic and "--data_dir=/data" in generic
 
 
