@@ -26,7 +26,7 @@ from lipjax.models import (
     perceptual_loss,
     video_flows,
 )
-from lipjax.models.layers import depth_to_space, make_conv
+from lipjax.models.layers import UpsampleBlock, depth_to_space, make_conv
 
 WIDTH = 0.125
 BATCH = 2
@@ -410,3 +410,18 @@ def test_perceptual_loss():
     a = normal(8, (BATCH, 16, 16, 32))
     assert float(perceptual_loss(a, a)) == 0.0
     assert float(perceptual_loss(a, a + 2.0)) == pytest.approx(4.0)
+
+
+def test_subpixel_upsampling_starts_without_checkerboard():
+    """ICNR init: at initialisation every 2x2 output block of the sub-pixel convolution holds
+    one value per channel (nearest-neighbour up-sampling of a convolution)."""
+    block = UpsampleBlock(8, mode="subpixel")
+    x = normal(3, (2, 3, 6, 6, 5))
+    variables = block.init(jax.random.PRNGKey(0), x, train=False)
+    conv = variables["params"]["conv"]["kernel"]
+    assert conv.shape == (3, 3, 3, 5, 32)
+    np.testing.assert_array_equal(conv[..., :8], conv[..., 24:])
+    y = block.apply(variables, x, train=False)
+    assert y.shape == (2, 3, 12, 12, 8)
+    np.testing.assert_allclose(y[:, :, 0::2, 0::2], y[:, :, 1::2, 1::2], atol=1e-5)
+    np.testing.assert_allclose(y[:, :, 0::2, 0::2], y[:, :, 0::2, 1::2], atol=1e-5)

@@ -212,6 +212,24 @@ class ResidualBlock(nn.Module):
         return x + y
 
 
+def icnr(base_init: Callable = he_normal, block: int = 2) -> Callable:
+    """ICNR initialisation of a sub-pixel convolution (Aitken et al. 2017, "Checkerboard
+    artifact free sub-pixel convolution"): the kernel of each of the block*block output
+    phases starts as the same He-initialised kernel, so that convolution + depth-to-space
+    starts as convolution + nearest-neighbour up-sampling (no checkerboard at init)."""
+
+    def init(key, shape, dtype=jnp.float32):
+        *spatial, in_features, out_features = shape
+        phases = block * block
+        if out_features % phases:
+            raise ValueError(f"icnr: {out_features} output channels is not a multiple of {phases}")
+        base = base_init(key, (*spatial, in_features, out_features // phases), dtype)
+        # depth_to_space orders channels (dy, dx, c): phase-major, so tile along the last axis.
+        return jnp.tile(base, (1,) * (len(shape) - 1) + (phases,))
+
+    return init
+
+
 def depth_to_space(x: jax.Array, block: int = 2) -> jax.Array:
     """(..., H, W, block*block*C) -> (..., block*H, block*W, C); channels ordered (dy, dx, c)."""
     *lead, height, width, channels = x.shape
@@ -228,9 +246,9 @@ class UpsampleBlock(nn.Module):
 
     `mode="transposed"`: ConvTranspose, kernel 3 on every axis, stride 2 in H, W (stride 1 in
     time), padded so the output is exactly 2x (PyTorch `padding=1, output_padding=1`).
-    `mode="subpixel"`: Conv, kernel 3, to 4x channels, then depth-to-space in H, W. The two are
-    not the same function but span the same family of learnable 2x up-samplings; sub-pixel is
-    about 2x faster on XLA CPU (MEASURED.md). The subpixel conv honours `conv3d_impl`.
+    `mode="subpixel"`: Conv, kernel 3, to 4x channels (ICNR init), then depth-to-space in H, W.
+    The two are not the same function but span the same family of learnable 2x up-samplings;
+    sub-pixel is about 2x faster on XLA CPU (MEASURED.md). It honours `conv3d_impl`.
     """
 
     features: int
@@ -270,6 +288,7 @@ class UpsampleBlock(nn.Module):
                 dtype=self.dtype,
                 param_dtype=self.param_dtype,
                 name="conv",
+                kernel_init=icnr(),
             )(x)
             x = depth_to_space(x, 2)
         else:
