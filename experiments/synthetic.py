@@ -7,8 +7,14 @@
 The default is the README's quick start: it pretrains FlowNet and the perceptual
 autoencoder, then trains the full model (all four losses, three-stream discriminator) for
 a demonstration of the whole pipeline in about 20 minutes on 2 CPU cores. Learning lip
-motion takes thousands of steps: `:long` is the schedule that does (hours on a CPU, minutes
-on a GPU). `:smoke` is a seconds-long run on synthetic_lips/tiny for tests.
+motion takes thousands of steps: `:long` is the schedule that does (8,000 steps, about 2 s
+each on 2 CPU cores: run it in the background, it resumes where it stopped; the best
+checkpoint by validation LMD is kept in WORKDIR/best). lipjax's default weights
+(`lipjax/assets/default_weights`) come from it:
+
+    python -m lipjax.weights --checkpoint=runs/synthetic_long --output=lipjax/assets/default_weights
+
+`:smoke` is a seconds-long run on synthetic_lips/tiny for tests.
 """
 
 from lipjax import configs
