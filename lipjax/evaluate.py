@@ -64,6 +64,7 @@ PAPER_FULL_MODEL = {
     "LRW": {"lmd": 1.92, "ssim": 0.53, "psnr": 28.65, "cpbd": 0.075},
 }
 CONFIG_FILE = "config.json"
+WINDOW = input_pipeline.WINDOW_FRAMES
 
 
 # ---------------------------------------------------------------- config and model
@@ -171,11 +172,27 @@ def run(
         cache_dir=workdir / "data_index",
         num_data_devices=1,
     )
-    sync = None
+    source = input_pipeline.load_builder(config.dataset, data_dir).as_data_source(split=split)
+    sync = sync_audio = None
     if sync_expert is not None:
         from lipjax import sync_expert as sync_module
 
         sync = sync_module.SyncScorer(sync_expert or None)
+        context = int(sync.offsets.max())
+
+        @functools.lru_cache(maxsize=64)
+        def utterance_audio(index: int) -> np.ndarray:
+            return input_pipeline.normalize_log_mel(np.asarray(source[index]["log_mel"]))[..., 0]
+
+        def sync_audio(batch, valid):
+            """Each window's audio with `context` frames either side, from its utterance."""
+            ids = zip(batch["utterance_index"][valid], batch["start_frame"][valid], strict=True)
+            audio = [
+                sync_module.audio_around(utterance_audio(int(u)), int(s), WINDOW, context)
+                for u, s in ids
+            ]
+            return np.stack(audio), -context
+
     result = evaluation.evaluate(
         generate,
         batches,
@@ -184,6 +201,7 @@ def run(
         max_batches=max_batches,
         sharpness=sharpness,
         sync=sync,
+        sync_audio=sync_audio,
     )
     index = input_pipeline.window_index(
         config.dataset, split, data_dir, cache_dir=workdir / "data_index"
@@ -197,7 +215,6 @@ def run(
         "sync_expert": "none" if sync is None else (sync_expert or "shipped"),
     }
     files = write_outputs(result, speakers, info, workdir)
-    source = input_pipeline.load_builder(config.dataset, data_dir).as_data_source(split=split)
     files += train.write_samples(result, source, 0, workdir / "samples")
     return {"rows": result.rows(), "num_clips": result.num_clips, "files": files}
 

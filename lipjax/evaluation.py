@@ -82,8 +82,8 @@ def _reference_metrics(real_u8, clip_u8, real_landmarks, clip_landmarks) -> dict
     }
 
 
-def _sync_metrics(sync, clips: np.ndarray, audio: np.ndarray) -> dict[str, np.ndarray]:
-    scores = sync(clips, audio)
+def _sync_metrics(sync, clips: np.ndarray, audio: np.ndarray, start: int) -> dict:
+    scores = sync(clips, audio, start)
     return {"lse_d": scores["lse_d"], "lse_c": scores["lse_c"], "sync_offset": scores["offset"]}
 
 
@@ -95,7 +95,8 @@ def evaluate(
     max_batches: int = 0,
     *,
     sharpness: bool = True,
-    sync: Callable[[np.ndarray, np.ndarray], dict] | None = None,
+    sync: Callable[[np.ndarray, np.ndarray, int], dict] | None = None,
+    sync_audio: Callable[[dict, np.ndarray], tuple[np.ndarray, int]] | None = None,
 ) -> EvalResult:
     """Runs `generate(batch) -> (B, 16, 64, 64, 3)` over (batch, mask) pairs and scores the
     model, static and ground-truth rows.
@@ -103,7 +104,10 @@ def evaluate(
     LMD compares landmarks predicted on the real clip with those predicted on the scored
     one (both from the same landmark model, as the paper runs dlib on both). `sharpness`
     adds CPBD (about 2 ms a frame); `sync`, e.g. a lipjax.sync_expert.SyncScorer, adds
-    LSE-D, LSE-C and the offset against the batch's audio windows.
+    LSE-D, LSE-C and the offset: `sync(clips, log_mel, audio_start)` scores the clips
+    against the batch's audio windows (audio_start 0), or against what
+    `sync_audio(batch, mask)` returns, e.g. the window's audio with context around it
+    as (log_mel of the valid rows, the clip frame where it starts).
     """
     per_clip: dict[str, list[np.ndarray]] = {}
     samples: dict[str, list] = {
@@ -141,9 +145,11 @@ def evaluate(
             record("static_cpbd", metrics.cpbd_per_frame(static_u8[:, 0]))  # one frame, repeated
             record("ground_truth_cpbd", metrics.cpbd_per_frame(real_u8).mean(axis=1))
         if sync is not None:
-            audio = np.asarray(batch["audio"])[valid]
+            audio, start = (np.asarray(batch["audio"])[valid], 0)
+            if sync_audio is not None:
+                audio, start = sync_audio(batch, valid)
             for row, clip in (("model", fake), ("static", static), ("ground_truth", real)):
-                for name, value in _sync_metrics(sync, clip, audio).items():
+                for name, value in _sync_metrics(sync, clip, audio, start).items():
                     record(f"{row}_{name}", value)
 
         if len(samples["real"]) < num_samples:

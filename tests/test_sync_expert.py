@@ -188,3 +188,15 @@ def test_the_shipped_expert_prefers_real_lips_to_static_or_shifted_audio(held_ou
     assert real["lse_d"] < static["lse_d"] and real["lse_d"] < shifted["lse_d"]
     assert real["lse_c"] > static["lse_c"] and real["lse_c"] > shifted["lse_c"]
     assert real["offset_equals_delay"] >= 0.8
+
+
+def test_audio_around_a_clip_is_padded_with_the_quietest_frame():
+    log_mel = np.repeat(np.arange(1, 41, dtype=np.float32)[:, None], 2, axis=1)  # 10 frames
+    log_mel[12:16] = -5.0  # frame 3 is the quietest
+    around = sync_expert.audio_around(log_mel, start=1, num_frames=4, context=2)
+    assert around.shape == (32, 2)
+    np.testing.assert_array_equal(around[:4, 0], -5.0)  # frame -1 lies before the utterance
+    np.testing.assert_array_equal(around[4:28, 0], log_mel[:24, 0])  # frames 0..5
+    inside = sync_expert.audio_around(log_mel, start=8, num_frames=2, context=1)
+    np.testing.assert_array_equal(inside[:12, 0], log_mel[28:40, 0])
+    np.testing.assert_array_equal(inside[12:, 0], -5.0)
