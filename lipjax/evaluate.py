@@ -119,16 +119,22 @@ def load_generator(config: ml_collections.ConfigDict, checkpoint: str, step: int
         "batch_stats": variables["batch_stats"].get("generator", {}),
     }
     expected = {k: expected.get(k, {}) for k in loaded}
-    shapes = [jax.tree.map(lambda x: tuple(x.shape), tree) for tree in (expected, loaded)]
-    if shapes[0] != shapes[1]:
-        paths = jax.tree_util.tree_flatten_with_path(shapes[0])[0]
-        loaded_paths = dict(jax.tree_util.tree_flatten_with_path(shapes[1])[0])
-        differing = [jax.tree_util.keystr(p) for p, s in paths if loaded_paths.get(p) != s] or [
-            "(the parameter names differ)"
-        ]
+    shapes = [
+        {
+            jax.tree_util.keystr(path): tuple(leaf.shape)
+            for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]
+        }
+        for tree in (expected, loaded)
+    ]
+    differing = sorted(
+        k for k in shapes[0].keys() | shapes[1].keys() if shapes[0].get(k) != shapes[1].get(k)
+    )
+    if differing:
+        first = [f"{k}: {shapes[1].get(k)} saved, {shapes[0].get(k)} built" for k in differing[:3]]
         raise ValueError(
             f"checkpoint {checkpoint}: its generator does not match the config's "
-            f"(first differences: {differing[:3]}); pass the --config it was trained with"
+            f"({len(differing)} arrays differ, e.g. {'; '.join(first)}); pass the --config "
+            "it was trained with"
         )
     return networks, variables
 
