@@ -381,17 +381,22 @@ def plot(result: evaluation.EvalResult, speaker_lines, workdir: pathlib.Path) ->
     import matplotlib.pyplot as plt
 
     metrics = [m for m in METRICS if any(f"{r}_{m}" in result.per_clip for r in evaluation.ROWS)]
-    figure, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 3))
-    for axis, metric in zip(np.atleast_1d(axes), metrics, strict=True):
+    columns = min(4, len(metrics))
+    grid_rows = -(-len(metrics) // columns)
+    figure, axes = plt.subplots(grid_rows, columns, figsize=(3.2 * columns, 2.8 * grid_rows + 0.4))
+    axes = np.atleast_1d(axes).reshape(-1)
+    for axis in axes[len(metrics) :]:
+        axis.set_visible(False)
+    for axis, metric in zip(axes, metrics, strict=False):
         for row in evaluation.ROWS:
             values = result.per_clip.get(f"{row}_{metric}")
             if values is not None:
                 axis.hist(values, bins=20, alpha=0.5, label=row)
         axis.set(title=HEADERS[metric], xlabel="per clip", ylabel="clips")
     labels = {}
-    for axis in np.atleast_1d(axes):
+    for axis in axes:
         labels.update(zip(*reversed(axis.get_legend_handles_labels()), strict=True))
-    figure.tight_layout(rect=(0, 0, 1, 0.9))
+    figure.tight_layout(rect=(0, 0, 1, 1 - 0.4 / (2.8 * grid_rows + 0.4)))
     figure.legend(labels.values(), labels.keys(), loc="upper center", ncol=3, fontsize=8)
     files = [workdir / "metric_distributions.png"]
     figure.savefig(files[-1], dpi=100)
