@@ -45,7 +45,13 @@ setup(
     },
     install_requires=INSTALL_REQUIRES,
     extras_require={
-        "dev": ["pytest>=8,<10", "pytest-xdist>=3.6,<4", "ruff>=0.17,<0.18"],
+        # Beam is in dev so that CI runs the Beam build test (tests/test_grid.py).
+        "dev": [
+            "pytest>=8,<10",
+            "pytest-xdist>=3.6,<4",
+            "ruff>=0.17,<0.18",
+            "apache-beam>=2.77,<3",
+        ],
         # Building the real corpora on Apache Beam (tfds build ... --beam_pipeline_options).
         "beam": ["apache-beam>=2.77,<3"],
         # tfds.testing.DatasetBuilderTestCase reads through tf.data (tests only).
