@@ -1,0 +1,316 @@
+"""Generation speed: the generator alone on batches of 16-frame clips, and whole
+`generate()` calls on a 10 s utterance.
+
+    python benchmarks/generate_speed.py [--quick] [--configs grid_fp32,grid_bf16,synthetic]
+                                        [--batches 1,16,64,256] [--json PATH]
+
+Random generator weights of each config (`experiments/grid.py` at the paper's sizes, or the
+CPU default `experiments/synthetic.py`) in a `lipjax.weights.Weights`, whose `generator()`
+picks the 3D-convolution implementation of the backend (taps on CPU, native elsewhere).
+
+(a) The model alone: the jitted generator (eval mode) on B clips of audio windows and
+identity images already on the device; frames/s = 16 B / time per call (calls dispatched
+back to back, blocked at the end); the latency of one clip is the median of single calls
+at B = 1, each blocked before the next.
+(b) `LipGenerator(weights)(waveform, crop, sample_rate=44100)` on 10 s of noise and a 64x64
+crop: the log-mel in JAX, windows of 16 frames with hop 8 (31 windows, in batches of 16),
+blending on the host, uint8 frames back in host memory. The paper: 0.015 s per frame on a
+GTX 1080 Ti.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+import sys
+import time
+
+import measure
+
+SCRIPT = pathlib.Path(__file__).resolve()
+CONFIGS = {
+    # name: (config, compute dtype, label)
+    "grid_fp32": ("grid", "float32", "grid.py, paper sizes"),
+    "grid_bf16": ("grid", "bfloat16", "grid.py, paper sizes"),
+    "synthetic": ("synthetic", "float32", "synthetic.py (CPU default config)"),
+}
+UTTERANCE_SECONDS = 10.0
+PAPER_SECONDS_PER_FRAME = 0.015
+
+
+def random_weights(config_name: str, dtype: str, quick: bool):
+    """`Weights` holding random (He-initialised) generator variables of the config."""
+    import jax
+    import jax.numpy as jnp
+
+    from lipjax import configs
+    from lipjax import train_step as lipjax_step
+    from lipjax.weights import Weights
+
+    config = (
+        configs.dataset_config("grid")
+        if config_name == "grid"
+        else configs.cpu_sized(configs.base_config())
+    )
+    if quick:
+        configs.smoke(config)
+    config.model.compute_dtype = dtype
+    generator = lipjax_step.build_networks(config).generator
+    variables = generator.init(
+        jax.random.key(0), jnp.zeros((1, 64, 128, 1)), jnp.zeros((1, 64, 64, 3)), train=False
+    )
+    model = config.model.to_dict()
+    return Weights(model, variables["params"], variables.get("batch_stats", {}), "random")
+
+
+def model_alone(weights, batches, args) -> tuple[list[dict], float]:
+    """Per batch size: seconds per call, compile seconds, FLOPs; and one clip's latency."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    module = weights.generator()
+    variables = jax.device_put(weights.variables)
+
+    @jax.jit
+    def run(audio, identity):
+        video, _ = module.apply(variables, audio, identity, train=False)
+        return video.astype(jnp.float32)
+
+    rng = np.random.default_rng(0)
+    results = []
+    latency = None
+    for batch in batches:
+        audio = jax.device_put(rng.standard_normal((batch, 64, 128, 1), np.float32))
+        identity = jax.device_put(rng.uniform(-1, 1, (batch, 64, 64, 3)).astype(np.float32))
+        lowered, compiled, trace_s, compile_s = measure.compile_timed(run, audio, identity)
+        seconds = measure.seconds_per_call(
+            lambda c=compiled, a=audio, i=identity: c(a, i),
+            warmup=args.warmup,
+            iterations=args.iterations,
+            repeats=args.repeats,
+        )
+        if batch == 1:
+            latency = measure.seconds_per_call(
+                lambda c=compiled, a=audio, i=identity: c(a, i),
+                warmup=0,
+                iterations=1,
+                repeats=args.latency_repeats,
+            )
+        results.append(
+            {
+                "batch": batch,
+                "seconds": seconds,
+                "compile_s": trace_s + compile_s,
+                "flops": measure.step_flops(lowered, compiled),
+            }
+        )
+    return results, latency
+
+
+def whole_generate(weights, args) -> dict:
+    """Seconds per `generate()` call on a 10 s utterance, and for its log-mel windows."""
+    import jax
+    import numpy as np
+
+    from lipjax.audio import SAMPLE_RATE
+    from lipjax.generate import LipGenerator
+
+    rng = np.random.default_rng(0)
+    seconds_of_audio = 2.0 if args.quick else UTTERANCE_SECONDS
+    waveform = (0.1 * rng.standard_normal(int(seconds_of_audio * SAMPLE_RATE))).astype(np.float32)
+    crop = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    generator = LipGenerator(weights)
+    start = time.perf_counter()
+    frames = generator(waveform, crop, sample_rate=SAMPLE_RATE)  # compiles
+    first = time.perf_counter() - start
+    samples, mel_samples = [], []
+    for _ in range(args.repeats):
+        start = time.perf_counter()
+        generator(waveform, crop, sample_rate=SAMPLE_RATE)
+        samples.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        jax.block_until_ready(generator.windows(waveform)[2])
+        mel_samples.append(time.perf_counter() - start)
+    return {
+        "audio_seconds": seconds_of_audio,
+        "frames": len(frames),
+        "windows": len(generator.windows(waveform)[1]),
+        "seconds": sorted(samples)[len(samples) // 2],
+        "mel_seconds": sorted(mel_samples)[len(mel_samples) // 2],
+        "first_call_s": first,
+    }
+
+
+def run(args) -> list[measure.Table]:
+    import jax
+
+    backend = jax.default_backend()
+    device = jax.devices()[0].device_kind
+    names = args.configs.split(",")
+    alone = measure.Table(
+        "generate(): the generator alone, batches of 16-frame clips",
+        [
+            "config",
+            "device",
+            "dtype",
+            "clips per call",
+            "ms per call",
+            "frames/s",
+            "compile (s)",
+            "GFLOP/clip",
+            "MFU",
+        ],
+    )
+    whole = measure.Table(
+        "generate(): whole call on one utterance",
+        [
+            "config",
+            "device",
+            "dtype",
+            "utterance",
+            "s per call",
+            "frames/s",
+            "ms per frame",
+            "of which log-mel (ms)",
+            "first call, compiling (s)",
+        ],
+    )
+    latency_table = measure.Table(
+        "generate(): latency of one 16-frame clip (generator alone, batch 1)",
+        ["config", "device", "dtype", "latency (ms)"],
+    )
+    quick_mark = " (quick sizes)" if args.quick else ""
+    for name in names:
+        config_name, dtype, label = CONFIGS[name]
+        label += quick_mark
+        weights = random_weights(config_name, dtype, args.quick)
+        batches = [int(b) for b in args.batches.split(",")] if args.batches else None
+        if batches is None:
+            batches = default_batches(backend, config_name, args.quick)
+        results, latency = model_alone(weights, batches, args)
+        for result in results:
+            per_clip = result["flops"] / result["batch"] if result["flops"] else None
+            alone.rows.append(
+                [
+                    label,
+                    device,
+                    dtype,
+                    str(result["batch"]),
+                    measure.milliseconds(result["seconds"]),
+                    f"**{measure.rate(16 * result['batch'] / result['seconds'])}**",
+                    f"{result['compile_s']:.1f}",
+                    f"{per_clip / 1e9:.1f}" if per_clip else "n/a",
+                    mfu_cell(result, backend, device, dtype),
+                ]
+            )
+        alone.figures[name] = {
+            "backend": backend,
+            "best_frames_per_s": max(16 * r["batch"] / r["seconds"] for r in results),
+            "latency_s": latency,
+        }
+        if latency is not None:
+            latency_table.rows.append(
+                [label, device, dtype, f"**{measure.milliseconds(latency)}**"]
+            )
+        generate = whole_generate(weights, args)
+        whole.rows.append(
+            [
+                label,
+                device,
+                dtype,
+                f"{generate['audio_seconds']:g} s ({generate['frames']} frames, "
+                f"{generate['windows']} windows)",
+                f"{generate['seconds']:.3g}",
+                f"**{measure.rate(generate['frames'] / generate['seconds'])}**",
+                f"{1e3 * generate['seconds'] / generate['frames']:.3g}",
+                f"{1e3 * generate['mel_seconds']:.3g}",
+                f"{generate['first_call_s']:.1f}",
+            ]
+        )
+        whole.figures[name] = {
+            "backend": backend,
+            "frames_per_s": generate["frames"] / generate["seconds"],
+        }
+        print(f"{name}: done", file=sys.stderr, flush=True)
+    if backend != "gpu":
+        for name in names:
+            _, dtype, label = CONFIGS[name]
+            for table in (alone, latency_table, whole):
+                table.rows.append([label, "GPU", dtype, measure.NO_GPU])
+    alone.notes.append(
+        f"Median of {args.repeats} runs of {args.iterations} calls after {args.warmup} "
+        "warm-up calls; inputs already on the device; output float32 left on the device. "
+        "FLOPs from XLA's cost analysis of the lowered call; MFU against the device's dense "
+        "peak for the dtype (GPU only)."
+    )
+    latency_table.notes.append(
+        f"Median of {args.latency_repeats} single calls, each blocked before the next."
+    )
+    whole.notes.append(
+        f"Median of {args.repeats} calls after one compiling call. The paper: "
+        f"{PAPER_SECONDS_PER_FRAME * 1e3:g} ms per frame ({1 / PAPER_SECONDS_PER_FRAME:.0f} "
+        "frames/s) on a GTX 1080 Ti. lipjax.generate runs windows of 16 frames with hop 8 "
+        "(each frame is generated twice and blended), so its frames/s is about half the "
+        "model-alone figure at the same batch."
+    )
+    warning = measure.load_warning()
+    if warning:
+        whole.notes.append(warning)
+    return [alone, latency_table, whole]
+
+
+def default_batches(backend: str, config_name: str, quick: bool) -> list[int]:
+    if quick:
+        return [1, 2]
+    if backend == "gpu":
+        return [1, 16, 64, 256, 1024]
+    return [1, 4] if config_name == "grid" else [1, 8, 32]
+
+
+def mfu_cell(result: dict, backend: str, device: str, dtype: str) -> str:
+    if not result["flops"]:
+        return "n/a"
+    achieved = result["flops"] / result["seconds"] / 1e12
+    peak = measure.peak_tflops(device, dtype) if backend == "gpu" else None
+    if peak:
+        return f"{100 * achieved / peak:.1f}%"
+    return f"n/a ({1e3 * achieved:.0f} GFLOP/s)"
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny models, batches 1 and 2")
+    parser.add_argument("--configs", default=",".join(CONFIGS), help=",".join(CONFIGS))
+    parser.add_argument("--batches", default="", help="clips per call, e.g. 1,16,64")
+    parser.add_argument("--iterations", type=int, default=None, help="calls per repeat")
+    parser.add_argument("--warmup", type=int, default=None)
+    parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--latency_repeats", type=int, default=None)
+    parser.add_argument("--json", default=None, help="also write the tables here (run_all)")
+    args = parser.parse_args(argv)
+    for name in args.configs.split(","):
+        if name not in CONFIGS:
+            parser.error(f"--configs: unknown {name!r}; choose from {','.join(CONFIGS)}")
+    import jax
+
+    on_gpu = jax.default_backend() == "gpu"
+    defaults = (2, 1, 1, 3) if args.quick else ((20, 3, 3, 50) if on_gpu else (2, 1, 3, 5))
+    for name, value in zip(
+        ("iterations", "warmup", "repeats", "latency_repeats"), defaults, strict=True
+    ):
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    return args
+
+
+def main(argv=None) -> None:
+    measure.ensure_repo_on_path()
+    args = parse_args(argv)
+    tables = run(args)
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    measure.emit(tables, args.json, script=SCRIPT.name, arguments=arguments, quick=args.quick)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,432 @@
+"""Training-step speed: clips/s, step time, compile time, memory and model FLOP utilisation.
+
+    python benchmarks/train_step.py [--quick] [--rows grid_fp32,grid_bf16,...] [--json PATH]
+
+Each row runs in its own process (fresh device memory and peak counter; an out-of-memory
+error fails that row only). A row builds the networks of its config (`experiments/grid.py`
+at the paper's sizes, or the CPU default `experiments/synthetic.py`), random parameters
+(FlowNet and the frozen perceptual encoder too), and jits `lipjax.train_step.train_step` as
+`lipjax.train` does: one-device mesh, replicated state, batch split over `data`, the state
+donated. The batch is random and stays on the device unless the row feeds it from host
+memory every step. Timing: steps dispatched back to back and blocked once at the end (no
+host sync inside the loop), median of repeats, after warm-up.
+
+FLOPs per step come from XLA's cost analysis of the lowered step (the same count on every
+backend); MFU = FLOPs / step time / the device's dense peak for the compute dtype (bf16,
+or TF32 for float32 on NVIDIA GPUs). On CPU the achieved GFLOP/s is given instead. Peak
+memory is the device's `peak_bytes_in_use` on GPUs; on CPU, XLA's static plan of the
+compiled step (arguments + outputs + temporaries - donated buffers) stands in for it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import pathlib
+import sys
+
+import measure
+
+SCRIPT = pathlib.Path(__file__).resolve()
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    name: str
+    label: str
+    config: str  # "grid" (paper sizes) or "synthetic" (CPU default)
+    dtype: str
+    batch: int | str  # a batch size, or "max": the largest batch that fits (GPU only)
+    feed: str = "device"  # "device": the same resident batch; "host": NumPy every step
+
+
+ROWS = (
+    Row("grid_fp32", "grid.py, paper sizes", "grid", "float32", 24),
+    Row("grid_bf16", "grid.py, paper sizes", "grid", "bfloat16", 24),
+    Row(
+        "grid_bf16_host",
+        "grid.py, batch copied from host each step",
+        "grid",
+        "bfloat16",
+        24,
+        "host",
+    ),
+    Row("grid_bf16_max", "grid.py, largest batch that fits", "grid", "bfloat16", "max"),
+    Row("synthetic", "synthetic.py (CPU default config)", "synthetic", "float32", 8),
+)
+QUICK_BATCH = 2
+# --quick validates every code path (bf16, fp32, host feed, the max-batch search's
+# placeholder) in three rows: each row compiles a whole training step.
+QUICK_ROWS = ("grid_bf16_host", "grid_bf16_max", "synthetic")
+COLUMNS = [
+    "row",
+    "device",
+    "dtype",
+    "batch",
+    "clips/s",
+    "step (ms)",
+    "compile (s)",
+    "device peak memory",
+    "XLA memory plan",
+    "GFLOP/step",
+    "achieved TFLOP/s",
+    "MFU",
+]
+
+
+# ------------------------------------------------------------------------ one row (worker)
+
+
+def build_config(name: str, dtype: str, quick: bool, backend: str):
+    """The experiment's config with the row's compute dtype; on CPU the 3D convolutions
+    run as temporal taps (the same function, several times faster on XLA's CPU backend,
+    as lipjax.weights chooses for generate())."""
+    from lipjax import configs
+
+    if name == "grid":
+        config = configs.dataset_config("grid")
+    elif name == "synthetic":
+        config = configs.cpu_sized(configs.base_config())
+    else:
+        raise ValueError(f"config: expected 'grid' or 'synthetic', got {name!r}")
+    if quick:
+        configs.smoke(config)
+    config.model.compute_dtype = dtype
+    if backend == "cpu":
+        config.model.conv3d_impl = "taps"
+    return config
+
+
+def random_batch(batch_size: int, seed: int):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    return {
+        "audio": rng.standard_normal((batch_size, 64, 128, 1), np.float32),
+        "identity": rng.uniform(-1, 1, (batch_size, 64, 64, 3)).astype(np.float32),
+        "video": rng.uniform(-1, 1, (batch_size, 16, 64, 64, 3)).astype(np.float32),
+    }
+
+
+def available_host_bytes() -> int | None:
+    try:
+        for line in pathlib.Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def measure_row(args: argparse.Namespace) -> dict:
+    import jax
+    import jax.numpy as jnp
+
+    from lipjax import sharding
+    from lipjax import train_step as lipjax_step
+
+    backend = jax.default_backend()
+    config = build_config(args.config, args.dtype, args.quick, backend)
+    networks = lipjax_step.build_networks(config)
+    optimizers = lipjax_step.make_optimizers(config)
+    key = jax.random.key(0)
+    perceptual = None
+    if networks.perceptual is not None:  # frozen in training; random weights time the same
+        perceptual = networks.perceptual.init(key, jnp.zeros((2, 64, 64, 3)), train=False)
+    state = lipjax_step.init_state(networks, config, key, perceptual_variables=perceptual)
+
+    mesh = sharding.make_mesh(1)
+    data, replicated = sharding.data_sharding(mesh), sharding.replicated(mesh)
+    state = jax.device_put(state, replicated)
+    host_batches = [random_batch(args.batch, seed) for seed in range(2)]
+    resident = jax.device_put(host_batches[0], data)
+    step = jax.jit(
+        functools.partial(
+            lipjax_step.train_step,
+            networks=networks,
+            optimizers=optimizers,
+            loss_config=config.loss,
+        ),
+        in_shardings=(replicated, data),
+        out_shardings=(replicated, replicated),
+        donate_argnums=0,
+    )
+    lowered, compiled, trace_s, compile_s = measure.compile_timed(step, state, resident)
+    plan = measure.compiled_memory_bytes(compiled)
+    result = {
+        "backend": backend,
+        "device_kind": jax.devices()[0].device_kind,
+        "conv3d_impl": config.model.conv3d_impl,
+        "upsample": config.model.upsample,
+        "trace_s": trace_s,
+        "compile_s": compile_s,
+        "flops": measure.step_flops(lowered, compiled),
+        "memory_plan": plan,
+    }
+    host = available_host_bytes()
+    if backend == "cpu" and plan and host and plan["total"] > 0.85 * host:
+        result["skipped"] = (
+            f"needs {measure.gib(plan['total'])}, {measure.gib(host)} of host memory free"
+        )
+        return result
+
+    if args.feed == "host":
+
+        def batches(index):
+            return jax.device_put(host_batches[index % 2], data)
+    else:
+
+        def batches(index):
+            return resident
+
+    seconds, state = measure.seconds_per_step(
+        compiled,
+        state,
+        batches,
+        warmup=args.warmup,
+        iterations=args.steps,
+        repeats=args.repeats,
+    )
+    stats = measure.device_memory_stats() or {}
+    result.update(
+        seconds=seconds,
+        peak_bytes=measure.device_peak_bytes(),
+        bytes_limit=stats.get("bytes_limit"),
+    )
+    return result
+
+
+# ------------------------------------------------------------------------ rows (parent)
+
+
+def worker_arguments(row: Row, batch: int, args: argparse.Namespace) -> list[str]:
+    arguments = [
+        f"--config={row.config}",
+        f"--dtype={row.dtype}",
+        f"--batch={batch}",
+        f"--feed={row.feed}",
+        f"--steps={args.steps}",
+        f"--warmup={args.warmup}",
+        f"--repeats={args.repeats}",
+    ]
+    return [*arguments, "--quick"] if args.quick else arguments
+
+
+def worker_env() -> dict[str, str]:
+    env = dict(measure.ORIGINAL_ENV)
+    # One allocator pool of 95% of the GPU (JAX's default is 75%), so that the largest
+    # batch search sees nearly the whole device; ignored on CPU.
+    env.setdefault("XLA_PYTHON_CLIENT_MEM_FRACTION", "0.95")
+    return env
+
+
+def format_row(row: Row, batch: int, result: dict) -> list[str]:
+    device = result["device_kind"]
+    label = row.label + (" (quick sizes)" if result.get("quick") else "")
+    if result["upsample"] != "transposed" or result["conv3d_impl"] != "native":
+        label += f"; {result['upsample']}, conv3d {result['conv3d_impl']}"
+    compile_s = f"{result['trace_s'] + result['compile_s']:.1f}"
+    plan = result.get("memory_plan")
+    plan_cell = measure.gib(plan["total"]) if plan else "n/a"
+    if "skipped" in result:
+        skipped = f"not run: {result['skipped']}"
+        return [label, device, row.dtype, str(batch), skipped, "", compile_s, "", plan_cell]
+    seconds, flops = result["seconds"], result.get("flops")
+    achieved = flops / seconds / 1e12 if flops else None
+    peak = measure.peak_tflops(device, row.dtype) if result["backend"] == "gpu" else None
+    if achieved is None:
+        mfu = "n/a"
+    elif peak:
+        mfu = f"{100 * achieved / peak:.1f}% of {peak:g}"
+    else:
+        mfu = f"n/a ({result['backend']}: {1e3 * achieved:.0f} GFLOP/s)"
+    return [
+        label,
+        device,
+        row.dtype,
+        str(batch),
+        f"**{measure.rate(batch / seconds)}**",
+        measure.milliseconds(seconds),
+        compile_s,
+        measure.gib(result.get("peak_bytes")),
+        plan_cell,
+        f"{flops / 1e9:,.0f}" if flops else "n/a",
+        f"{achieved:.3g}" if achieved else "n/a",
+        mfu,
+    ]
+
+
+def key_figures(row: Row, batch: int, result: dict) -> dict:
+    figures = {"backend": result["backend"], "dtype": row.dtype, "batch": batch}
+    if "seconds" in result:
+        seconds, flops = result["seconds"], result.get("flops")
+        peak = measure.peak_tflops(result["device_kind"], row.dtype)
+        figures.update(
+            clips_per_s=batch / seconds,
+            step_s=seconds,
+            peak_bytes=result.get("peak_bytes"),
+            mfu=flops / seconds / 1e12 / peak if flops and peak else None,
+        )
+    return figures
+
+
+def round_down(value: float, multiple: int = 8) -> int:
+    return max(multiple, int(value) // multiple * multiple)
+
+
+def search_max_batch(row: Row, reference: dict, args: argparse.Namespace):
+    """Largest batch that runs: a first guess from the batch-24 peak (memory grows about
+    linearly with the batch), then 0.8x steps down after each out-of-memory failure.
+    Returns (batch, result or None, message)."""
+    peak, limit = reference.get("peak_bytes"), reference.get("bytes_limit")
+    if not peak or not limit:
+        return None, None, "no device memory statistics on this backend"
+    batch = round_down(24 * 0.92 * limit / peak)
+    tried = []
+    for _ in range(args.max_batch_attempts):
+        result, error = measure.run_worker(
+            SCRIPT, worker_arguments(row, batch, args), env=worker_env()
+        )
+        if result is not None:
+            return batch, result, f"tried {[*tried, batch]}" if tried else ""
+        tried.append(batch)
+        if not measure.is_out_of_memory(error):
+            return batch, None, f"failed: {error.splitlines()[-1] if error else '?'}"
+        batch = round_down(batch * 0.8)
+    return None, None, f"out of memory at every batch tried: {tried}"
+
+
+def run(args: argparse.Namespace) -> list[measure.Table]:
+    import jax
+
+    backend = jax.default_backend()
+    if args.rows:
+        names = args.rows.split(",")
+    else:
+        names = list(QUICK_ROWS) if args.quick else [row.name for row in ROWS]
+    rows = [row for row in ROWS if row.name in names]
+    table = measure.Table("Training step (one device)", COLUMNS)
+    results: dict[str, dict] = {}
+    for row in rows:
+        if row.batch == "max":
+            if backend != "gpu":
+                table.rows.append(
+                    [
+                        row.label,
+                        jax.devices()[0].device_kind,
+                        row.dtype,
+                        "",
+                        "not searched on CPU (host memory, not a device's, is the limit)",
+                    ]
+                )
+                continue
+            reference = results.get("grid_bf16")
+            if reference is None or "seconds" not in reference:
+                table.rows.append([row.label, "", row.dtype, "", "needs the grid_bf16 row"])
+                continue
+            batch, result, message = search_max_batch(row, reference, args)
+            if result is None:
+                table.rows.append([row.label, "", row.dtype, str(batch or ""), message])
+                continue
+            if message:
+                table.notes.append(f"Largest batch search: {message}.")
+        else:
+            batch = QUICK_BATCH if args.quick else row.batch
+            result, error = measure.run_worker(
+                SCRIPT, worker_arguments(row, batch, args), env=worker_env()
+            )
+            if result is None:
+                last = error.splitlines()[-1] if error else "no output"
+                table.rows.append([row.label, "", row.dtype, str(batch), f"failed: {last}"])
+                continue
+        result["quick"] = args.quick
+        results[row.name] = result
+        table.rows.append(format_row(row, batch, result))
+        table.figures[row.name] = key_figures(row, batch, result)
+        print(" | ".join(table.rows[-1]), file=sys.stderr, flush=True)
+    if backend != "gpu":
+        for row in rows:
+            batch = "max" if row.batch == "max" else str(row.batch)
+            table.rows.append([row.label, "GPU", row.dtype, batch, measure.NO_GPU])
+    table.notes.extend(notes(results, args))
+    return [table]
+
+
+def notes(results: dict[str, dict], args: argparse.Namespace) -> list[str]:
+    lines = [
+        f"Timing: median of {args.repeats} runs of {args.steps} steps after {args.warmup} "
+        "warm-up steps; one step = one discriminator update plus one generator, correlation "
+        "and FlowNet update (SPEC). Random parameters and data.",
+        "Compile = trace and lower + XLA compile of the whole step, cold (no cache).",
+        "FLOPs: XLA's cost analysis of the lowered step (the transposed convolutions count "
+        "the zeros of their stride-dilated input, so the transposed rows overstate useful "
+        "FLOPs a little).",
+    ]
+    reference = results.get("grid_bf16", {})
+    if reference.get("peak_bytes"):
+        fits = "fits" if reference["peak_bytes"] <= 16 * 2**30 else "does NOT fit"
+        lines.append(
+            f"Batch 24 in bfloat16 {fits} in 16 GiB (device peak "
+            f"{measure.gib(reference['peak_bytes'])})."
+        )
+    if any(r.get("backend") == "cpu" for r in results.values()):
+        lines.append(
+            "Device peak memory is not tracked on CPU; the XLA memory plan (arguments + "
+            "outputs + temporaries - donated buffers) stands in for it. The paper-size rows "
+            "use conv3d_impl=taps on CPU (the same function, faster there)."
+        )
+    warning = measure.load_warning()
+    if warning:
+        lines.append(warning)
+    return lines
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--quick", action="store_true", help=f"tiny models, batch 2, rows {','.join(QUICK_ROWS)}"
+    )
+    parser.add_argument(
+        "--rows", default="", help=f"comma-separated subset of {','.join(r.name for r in ROWS)}"
+    )
+    parser.add_argument("--steps", type=int, default=None, help="timed steps per repeat")
+    parser.add_argument("--warmup", type=int, default=None)
+    parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--max_batch_attempts", type=int, default=3)
+    parser.add_argument("--json", default=None, help="also write the tables here (run_all)")
+    # Worker mode (one row, in a process of its own).
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--config", default="grid", help=argparse.SUPPRESS)
+    parser.add_argument("--dtype", default="float32", help=argparse.SUPPRESS)
+    parser.add_argument("--batch", type=int, default=24, help=argparse.SUPPRESS)
+    parser.add_argument("--feed", default="device", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    for name in filter(None, args.rows.split(",")):
+        if name not in {row.name for row in ROWS}:
+            parser.error(f"--rows: unknown {name!r}; choose from {','.join(r.name for r in ROWS)}")
+    import jax
+
+    on_cpu = jax.default_backend() == "cpu"
+    defaults = (2, 1, 1) if args.quick else ((2, 1, 2) if on_cpu else (20, 3, 3))
+    for name, value in zip(("steps", "warmup", "repeats"), defaults, strict=True):
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    return args
+
+
+def main(argv=None) -> None:
+    measure.ensure_repo_on_path()
+    if "--worker" not in (sys.argv[1:] if argv is None else argv):
+        measure.keep_off_accelerator_memory()
+    args = parse_args(argv)
+    if args.worker:
+        measure.report_worker_result(measure_row(args))
+        return
+    tables = run(args)
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    measure.emit(tables, args.json, script=SCRIPT.name, arguments=arguments, quick=args.quick)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,242 @@
+"""Transposed against sub-pixel up-sampling, native against taps 3D convolutions, on the
+current backend: which generator to build where.
+
+    python benchmarks/upsampling.py [--quick] [--batch 2] [--dtypes float32] [--json PATH]
+
+Two measurements per (upsample, conv3d_impl, dtype):
+- the decoder's two up-sampling blocks (`lipjax.models.layers.UpsampleBlock`, 256->128->64
+  channels, 16x16 -> 64x64 over 16 frames, + BatchNorm + ReLU), forward and forward +
+  backward (gradients of the parameters and the input), in training mode;
+- the whole paper-size generator (`experiments/grid.py`'s model), forward + backward.
+"transposed" is `nn.ConvTranspose` whatever conv3d_impl says, so its up-sampling blocks are
+timed once. Sub-pixel (Conv3D to 4x channels, then depth-to-space) spans the same family of
+2x up-samplings; the fastest row of each backend is the one to choose there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+import sys
+
+import measure
+
+SCRIPT = pathlib.Path(__file__).resolve()
+VARIANTS = (
+    ("transposed", "native"),
+    ("subpixel", "native"),
+    ("subpixel", "taps"),
+    ("transposed", "taps"),
+)
+
+
+class _Timer:
+    def __init__(self, args):
+        self.args = args
+
+    def __call__(self, function, *inputs) -> tuple[float, float]:
+        """(seconds per call, compile seconds) of a jitted function of `inputs`."""
+        import jax
+
+        _, compiled, trace_s, compile_s = measure.compile_timed(jax.jit(function), *inputs)
+        seconds = measure.seconds_per_call(
+            lambda: compiled(*inputs),
+            warmup=self.args.warmup,
+            iterations=self.args.iterations,
+            repeats=self.args.repeats,
+        )
+        return seconds, trace_s + compile_s
+
+
+def upsampling_blocks(mode: str, impl: str, dtype, width: float):
+    """The decoder's two up-sampling blocks as one flax module."""
+    import flax.linen as nn
+
+    from lipjax.models.layers import UpsampleBlock, scale_width
+
+    class Blocks(nn.Module):
+        @nn.compact
+        def __call__(self, x, train: bool):
+            for index, channels in enumerate((128, 64)):
+                x = UpsampleBlock(
+                    scale_width(channels, width),
+                    mode,
+                    conv3d_impl=impl,
+                    dtype=dtype,
+                    name=f"up_{index + 1}",
+                )(x, train)
+            return x
+
+    return Blocks()
+
+
+def training_losses(module, variables, *inputs, input_gradients: bool):
+    """forward(params, *inputs) and forward+backward(params, *inputs) of sum(output) in
+    training mode (BatchNorm on batch statistics, as in a training step); the backward
+    pass also gives the inputs' gradients when `input_gradients` (a block inside a
+    network needs them, the generator's own inputs do not)."""
+    import jax
+    import jax.numpy as jnp
+
+    stats = variables.get("batch_stats", {})
+
+    def loss(params, *args):
+        out, _ = module.apply(
+            {"params": params, "batch_stats": stats}, *args, train=True, mutable=["batch_stats"]
+        )
+        out = out[0] if isinstance(out, tuple) else out
+        return jnp.sum(out.astype(jnp.float32))
+
+    argnums = tuple(range(1 + len(inputs))) if input_gradients else 0
+    return loss, jax.grad(loss, argnums=argnums)
+
+
+def measure_backend(args) -> list[dict]:
+    import jax
+    import jax.numpy as jnp
+
+    from lipjax import configs
+    from lipjax.models import Generator
+    from lipjax.models.layers import scale_width
+
+    config = configs.dataset_config("grid")
+    if args.quick:
+        configs.smoke(config)
+    model = config.model
+    time_it = _Timer(args)
+    key = jax.random.key(0)
+    results = []
+    for dtype_name in args.dtypes.split(","):
+        dtype = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[dtype_name]
+        features = jax.random.normal(
+            key, (args.batch, 16, 16, 16, scale_width(256, model.width)), jnp.float32
+        )
+        audio = jax.random.normal(key, (args.batch, 64, 128, 1), jnp.float32)
+        identity = jax.random.uniform(key, (args.batch, 64, 64, 3), jnp.float32, -1, 1)
+        for mode, impl in VARIANTS:
+            row = {"upsample": mode, "conv3d_impl": impl, "dtype": dtype_name}
+            if not (mode == "transposed" and impl == "taps"):
+                blocks = upsampling_blocks(mode, impl, dtype, model.width)
+                variables = blocks.init(key, features, train=False)
+                forward, backward = training_losses(
+                    blocks, variables, features, input_gradients=True
+                )
+                row["blocks_forward"], _ = time_it(forward, variables["params"], features)
+                row["blocks_backward"], row["blocks_compile"] = time_it(
+                    backward, variables["params"], features
+                )
+            generator = Generator(
+                width=model.width,
+                num_residual_blocks=model.generator_residual_blocks,
+                upsample=mode,
+                conv3d_impl=impl,
+                output_kernel=model.output_kernel,
+                dtype=dtype,
+            )
+            variables = generator.init(key, audio, identity, train=False)
+            _, backward = training_losses(
+                generator, variables, audio, identity, input_gradients=False
+            )
+            row["generator_backward"], row["generator_compile"] = time_it(
+                backward, variables["params"], audio, identity
+            )
+            results.append(row)
+            print(f"{mode}/{impl}/{dtype_name}: done", file=sys.stderr, flush=True)
+    return results
+
+
+def run(args) -> list[measure.Table]:
+    import jax
+
+    backend = jax.default_backend()
+    device = jax.devices()[0].device_kind
+    table = measure.Table(
+        "Up-sampling: transposed vs sub-pixel, native vs taps"
+        + (" (quick sizes)" if args.quick else ""),
+        [
+            "upsample",
+            "conv3d_impl",
+            "device",
+            "dtype",
+            "batch",
+            "2 up-sampling blocks fwd (ms)",
+            "fwd + bwd (ms)",
+            "whole generator fwd + bwd (ms)",
+            "compile, blocks / generator (s)",
+        ],
+    )
+    results = measure_backend(args)
+    for row in results:
+        has_blocks = "blocks_forward" in row
+        table.rows.append(
+            [
+                row["upsample"],
+                row["conv3d_impl"],
+                device,
+                row["dtype"],
+                str(args.batch),
+                measure.milliseconds(row["blocks_forward"]) if has_blocks else "as native",
+                measure.milliseconds(row["blocks_backward"]) if has_blocks else "as native",
+                f"**{measure.milliseconds(row['generator_backward'])}**",
+                (f"{row['blocks_compile']:.1f} / " if has_blocks else "- / ")
+                + f"{row['generator_compile']:.1f}",
+            ]
+        )
+    for dtype in args.dtypes.split(","):
+        rows = [r for r in results if r["dtype"] == dtype]
+        best = min(rows, key=lambda r: r["generator_backward"])
+        paper = next(r for r in rows if (r["upsample"], r["conv3d_impl"]) == VARIANTS[0])
+        speedup = paper["generator_backward"] / best["generator_backward"]
+        table.notes.append(
+            f"{backend} {dtype}: the fastest generator training pass is {best['upsample']} "
+            f"with conv3d {best['conv3d_impl']}, {speedup:.2f}x the paper's transposed/native."
+        )
+    if backend != "gpu":
+        for dtype in ("float32", "bfloat16"):
+            for mode, impl in VARIANTS:
+                table.rows.append([mode, impl, "GPU", dtype, "", measure.NO_GPU])
+    table.notes.append(
+        f"Median of {args.repeats} runs of {args.iterations} calls after {args.warmup} "
+        "warm-up calls. Training mode (BatchNorm on batch statistics); fwd + bwd = gradients "
+        "of sum(output) with respect to the parameters (and, for the blocks, their input)."
+    )
+    warning = measure.load_warning()
+    if warning:
+        table.notes.append(warning)
+    return [table]
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny generator, batch 1")
+    parser.add_argument("--batch", type=int, default=None, help="default: 24 on GPU, 2 on CPU")
+    parser.add_argument("--dtypes", default="", help="default: float32,bfloat16 on GPU")
+    parser.add_argument("--iterations", type=int, default=None)
+    parser.add_argument("--warmup", type=int, default=None)
+    parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--json", default=None, help="also write the tables here (run_all)")
+    args = parser.parse_args(argv)
+    import jax
+
+    on_gpu = jax.default_backend() == "gpu"
+    if args.batch is None:
+        args.batch = 1 if args.quick else (24 if on_gpu else 2)
+    if not args.dtypes:
+        args.dtypes = "float32,bfloat16" if on_gpu else "float32"
+    defaults = (2, 1, 1) if args.quick else ((10, 2, 3) if on_gpu else (1, 1, 3))
+    for name, value in zip(("iterations", "warmup", "repeats"), defaults, strict=True):
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    return args
+
+
+def main(argv=None) -> None:
+    measure.ensure_repo_on_path()
+    args = parse_args(argv)
+    tables = run(args)
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    measure.emit(tables, args.json, script=SCRIPT.name, arguments=arguments, quick=args.quick)
+
+
+if __name__ == "__main__":
+    main()
