@@ -1,0 +1,99 @@
+"""The benchmark scripts run and report the rows RESULTS.md expects (no timing asserted)."""
+
+import importlib
+import json
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+BENCHMARKS = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
+NO_GPU = "not measured: no GPU in this session"
+
+
+@pytest.fixture(scope="module")
+def run_all():
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        yield importlib.import_module("run_all")
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+
+
+def run_script(name: str, *arguments: str) -> None:
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / name), *arguments],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+def test_quick_generate_speed_and_assembled_report(tmp_path):
+    results = tmp_path / "results"
+    run_script(
+        "generate_speed.py",
+        "--quick",
+        "--configs=synthetic",
+        f"--json={results / 'generate_speed.cpu.json'}",
+    )
+    # The largest-batch row is GPU-only: on CPU it is a placeholder, nothing compiles.
+    run_script(
+        "train_step.py",
+        "--quick",
+        "--rows=grid_bf16_max",
+        f"--json={results / 'train_step.cpu.json'}",
+    )
+    report = tmp_path / "RESULTS.md"
+    run_script("run_all.py", "--assemble_only", f"--results_dir={results}", f"--output={report}")
+
+    generate = json.loads((results / "generate_speed.cpu.json").read_text())
+    assert generate["quick"] and generate["environment"]["backend"] == "cpu"
+    alone, latency, whole = generate["tables"]
+    cpu_rows = [row for row in alone["rows"] if row[1] == "cpu"]
+    assert [row[3] for row in cpu_rows] == ["1", "2"]  # clips per call
+    assert all(float(row[5].strip("*").replace(",", "")) > 0 for row in cpu_rows)  # frames/s
+    assert [row[1:3] for row in latency["rows"]] == [["cpu", "float32"], ["GPU", "float32"]]
+    assert latency["rows"][1][3] == NO_GPU
+    assert "50 frames" in whole["rows"][0][3]  # 2 s of audio in quick mode
+    assert alone["figures"]["synthetic"]["best_frames_per_s"] > 0
+
+    train = json.loads((results / "train_step.cpu.json").read_text())
+    (table,) = train["tables"]
+    assert [row[1] for row in table["rows"]] == ["cpu", "GPU"]
+    assert table["rows"][0][4].startswith("not searched on CPU")
+    assert table["rows"][1][4] == NO_GPU
+
+    text = report.read_text()
+    assert "QUICK MODE" in text
+    for heading in ("## Summary", "## Training step", "## generate()", "## Up-sampling"):
+        assert heading in text
+    assert "not measured: run `python benchmarks/scaling.py`" in text
+    assert text.count(NO_GPU) >= 4  # every target of the summary
+
+
+def test_gpu_results_replace_placeholders(run_all):
+    def payload(platform, rows, figures):
+        table = {"title": "t", "columns": ["row", "device"], "rows": rows, "notes": ["n"]}
+        return {"tables": [dict(table, figures=figures)]}
+
+    tables = run_all.merged_tables(
+        {
+            "cpu": [payload("cpu", [["a", "cpu"], ["a", "GPU", NO_GPU]], {"a": 1})],
+            "gpu": [payload("gpu", [["a", "H100"]], {"a": 2})],
+        }
+    )
+    (table,) = tables
+    assert table.rows == [["a", "H100"], ["a", "cpu"]]
+    assert table.figures == {"gpu:a": 2, "cpu:a": 1}
+    assert table.notes == ["n"]
+
+
+def test_flops_from_cost_analysis_of_either_shape(run_all):
+    measure = importlib.import_module("measure")
+    assert measure.flops_from_cost_analysis({"flops": 10.0}) == 10.0
+    assert measure.flops_from_cost_analysis([{"flops": 7.0}]) == 7.0  # jax < 0.4.30
+    assert measure.flops_from_cost_analysis({}) is None
+    assert measure.flops_from_cost_analysis(None) is None
