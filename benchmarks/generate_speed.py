@@ -83,13 +83,19 @@ def model_alone(weights, batches, args) -> tuple[list[dict], float]:
     for batch in batches:
         audio = jax.device_put(rng.standard_normal((batch, 64, 128, 1), np.float32))
         identity = jax.device_put(rng.uniform(-1, 1, (batch, 64, 64, 3)).astype(np.float32))
-        lowered, compiled, trace_s, compile_s = measure.compile_timed(run, audio, identity)
-        seconds = measure.seconds_per_call(
-            lambda c=compiled, a=audio, i=identity: c(a, i),
-            warmup=args.warmup,
-            iterations=args.iterations,
-            repeats=args.repeats,
-        )
+        try:
+            lowered, compiled, trace_s, compile_s = measure.compile_timed(run, audio, identity)
+            seconds = measure.seconds_per_call(
+                lambda c=compiled, a=audio, i=identity: c(a, i),
+                warmup=args.warmup,
+                iterations=args.iterations,
+                repeats=args.repeats,
+            )
+        except jax.errors.JaxRuntimeError as error:
+            if not measure.is_out_of_memory(str(error)):
+                raise
+            results.append({"batch": batch, "out_of_memory": True})
+            break  # larger batches need more
         if batch == 1:
             latency = measure.seconds_per_call(
                 lambda c=compiled, a=audio, i=identity: c(a, i),
@@ -190,6 +196,9 @@ def run(args) -> list[measure.Table]:
             batches = default_batches(backend, config_name, args.quick)
         results, latency = model_alone(weights, batches, args)
         for result in results:
+            if result.get("out_of_memory"):
+                alone.rows.append([label, device, dtype, str(result["batch"]), "out of memory"])
+                continue
             per_clip = result["flops"] / result["batch"] if result["flops"] else None
             alone.rows.append(
                 [
@@ -206,7 +215,9 @@ def run(args) -> list[measure.Table]:
             )
         alone.figures[name] = {
             "backend": backend,
-            "best_frames_per_s": max(16 * r["batch"] / r["seconds"] for r in results),
+            "best_frames_per_s": max(
+                16 * r["batch"] / r["seconds"] for r in results if "seconds" in r
+            ),
             "latency_s": latency,
         }
         if latency is not None:

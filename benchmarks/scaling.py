@@ -218,7 +218,19 @@ def run(args) -> list[measure.Table]:
     shared = backend == "cpu"
     base: dict[str, float] = {}
     device_kind = ""
-    for series, devices, global_batch in series_plan(backend, local_devices, args):
+    plan = series_plan(backend, local_devices, args)
+    if not shared and local_devices == 1:
+        plan = []  # one device: the training-step benchmark already has its figures
+        table.rows.append(
+            [
+                "strong and weak",
+                f"1 x 1 {backend.upper()}",
+                "",
+                "",
+                "one local device: nothing to scale (see the training step)",
+            ]
+        )
+    for series, devices, global_batch in plan:
         arguments = [*common, f"--devices={devices}", f"--global_batch={global_batch}"]
         env = forced_cpu_env(devices) if shared else dict(measure.ORIGINAL_ENV)
         result, error = measure.run_worker(SCRIPT, arguments, env=env, timeout=args.timeout)

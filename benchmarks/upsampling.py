@@ -113,7 +113,7 @@ def measure_backend(args) -> list[dict]:
         )
         audio = jax.random.normal(key, (args.batch, 64, 128, 1), jnp.float32)
         identity = jax.random.uniform(key, (args.batch, 64, 64, 3), jnp.float32, -1, 1)
-        for mode, impl in VARIANTS:
+        for mode, impl in args.variants:
             row = {"upsample": mode, "conv3d_impl": impl, "dtype": dtype_name}
             if not (mode == "transposed" and impl == "taps"):
                 blocks = upsampling_blocks(mode, impl, dtype, model.width)
@@ -185,7 +185,9 @@ def run(args) -> list[measure.Table]:
     for dtype in args.dtypes.split(","):
         rows = [r for r in results if r["dtype"] == dtype]
         best = min(rows, key=lambda r: r["generator_backward"])
-        paper = next(r for r in rows if (r["upsample"], r["conv3d_impl"]) == VARIANTS[0])
+        paper = next((r for r in rows if (r["upsample"], r["conv3d_impl"]) == VARIANTS[0]), None)
+        if paper is None:
+            continue
         speedup = paper["generator_backward"] / best["generator_backward"]
         table.notes.append(
             f"{backend} {dtype}: the fastest generator training pass is {best['upsample']} "
@@ -211,11 +213,20 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="tiny generator, batch 1")
     parser.add_argument("--batch", type=int, default=None, help="default: 24 on GPU, 2 on CPU")
     parser.add_argument("--dtypes", default="", help="default: float32,bfloat16 on GPU")
+    parser.add_argument(
+        "--variants",
+        default=",".join(f"{mode}/{impl}" for mode, impl in VARIANTS),
+        help="upsample/conv3d_impl pairs",
+    )
     parser.add_argument("--iterations", type=int, default=None)
     parser.add_argument("--warmup", type=int, default=None)
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--json", default=None, help="also write the tables here (run_all)")
     args = parser.parse_args(argv)
+    args.variants = [tuple(pair.split("/")) for pair in args.variants.split(",")]
+    for pair in args.variants:
+        if pair not in VARIANTS:
+            parser.error(f"--variants: unknown {'/'.join(pair)}")
     import jax
 
     on_gpu = jax.default_backend() == "gpu"
