@@ -27,9 +27,11 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 ORIGINAL_ENV = dict(os.environ)
 NO_GPU = "not measured: no GPU in this session"
 
-# Dense peak TFLOP/s per device by compute dtype, matched against `device_kind` in this
-# order (first match wins). float32 on NVIDIA tensor cores means TF32, which XLA uses for
-# float32 convolutions and matmuls at JAX's default precision. Vendor data sheets.
+# Dense peak TFLOP/s per device by compute dtype (vendor data sheets), matched against
+# `device_kind` in this order (first match wins). The float32 figure is the TF32 tensor-core
+# peak: float32 convolutions and matmuls at JAX's default precision may run as TF32 on
+# these GPUs; where they do not, the non-tensor FP32 peak (67 TFLOP/s on an H100 SXM) is
+# the ceiling and the float32 MFU reads low.
 PEAK_TFLOPS: tuple[tuple[str, dict[str, float]], ...] = (
     ("H100 PCIe", {"bfloat16": 756.5, "float32": 378.0}),
     ("H100 NVL", {"bfloat16": 835.5, "float32": 417.5}),

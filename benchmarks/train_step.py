@@ -12,10 +12,11 @@ memory every step. Timing: steps dispatched back to back and blocked once at the
 host sync inside the loop), median of repeats, after warm-up.
 
 FLOPs per step come from XLA's cost analysis of the lowered step (the same count on every
-backend); MFU = FLOPs / step time / the device's dense peak for the compute dtype (bf16,
-or TF32 for float32 on NVIDIA GPUs). On CPU the achieved GFLOP/s is given instead. Peak
-memory is the device's `peak_bytes_in_use` on GPUs; on CPU, XLA's static plan of the
-compiled step (arguments + outputs + temporaries - donated buffers) stands in for it.
+backend); MFU = FLOPs / step time / the device's dense peak for the compute dtype (bf16;
+for float32 the TF32 tensor-core peak, see measure.PEAK_TFLOPS). On CPU the achieved
+GFLOP/s is given instead. Peak memory is the device's `peak_bytes_in_use` on GPUs; on CPU,
+XLA's static plan of the compiled step (arguments + outputs + temporaries - donated
+buffers) stands in for it.
 """
 
 from __future__ import annotations
