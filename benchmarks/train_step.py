@@ -165,6 +165,9 @@ def measure_row(args: argparse.Namespace) -> dict:
         "flops": measure.step_flops(lowered, compiled),
         "memory_plan": plan,
     }
+    if args.compile_only:
+        result["skipped"] = "compiled only (--compile_only)"
+        return result
     host = available_host_bytes()
     if backend == "cpu" and plan and host and plan["total"] > 0.85 * host:
         result["skipped"] = (
@@ -211,7 +214,8 @@ def worker_arguments(row: Row, batch: int, args: argparse.Namespace) -> list[str
         f"--warmup={args.warmup}",
         f"--repeats={args.repeats}",
     ]
-    return [*arguments, "--quick"] if args.quick else arguments
+    arguments += ["--quick"] if args.quick else []
+    return arguments + (["--compile_only"] if args.compile_only else [])
 
 
 def worker_env() -> dict[str, str]:
@@ -230,10 +234,23 @@ def format_row(row: Row, batch: int, result: dict) -> list[str]:
     compile_s = f"{result['trace_s'] + result['compile_s']:.1f}"
     plan = result.get("memory_plan")
     plan_cell = measure.gib(plan["total"]) if plan else "n/a"
+    flops = result.get("flops")
+    flops_cell = f"{flops / 1e9:,.0f}" if flops else "n/a"
     if "skipped" in result:
         skipped = f"not run: {result['skipped']}"
-        return [label, device, row.dtype, str(batch), skipped, "", compile_s, "", plan_cell]
-    seconds, flops = result["seconds"], result.get("flops")
+        return [
+            label,
+            device,
+            row.dtype,
+            str(batch),
+            skipped,
+            "",
+            compile_s,
+            "",
+            plan_cell,
+            flops_cell,
+        ]
+    seconds = result["seconds"]
     achieved = flops / seconds / 1e12 if flops else None
     peak = measure.peak_tflops(device, row.dtype) if result["backend"] == "gpu" else None
     if achieved is None:
@@ -252,7 +269,7 @@ def format_row(row: Row, batch: int, result: dict) -> list[str]:
         compile_s,
         measure.gib(result.get("peak_bytes")),
         plan_cell,
-        f"{flops / 1e9:,.0f}" if flops else "n/a",
+        flops_cell,
         f"{achieved:.3g}" if achieved else "n/a",
         mfu,
     ]
@@ -333,7 +350,7 @@ def run(args: argparse.Namespace) -> list[measure.Table]:
             if message:
                 table.notes.append(f"Largest batch search: {message}.")
         else:
-            batch = QUICK_BATCH if args.quick else row.batch
+            batch = QUICK_BATCH if args.quick else (args.batch or row.batch)
             result, error = measure.run_worker(
                 SCRIPT, worker_arguments(row, batch, args), env=worker_env()
             )
@@ -394,13 +411,23 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=None, help="timed steps per repeat")
     parser.add_argument("--warmup", type=int, default=None)
     parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=None,
+        help="batch of every fixed-batch row (default: the row's own, 24 or 8)",
+    )
     parser.add_argument("--max_batch_attempts", type=int, default=3)
+    parser.add_argument(
+        "--compile_only",
+        action="store_true",
+        help="compile each row and report FLOPs and XLA's memory plan, run nothing",
+    )
     parser.add_argument("--json", default=None, help="also write the tables here (run_all)")
     # Worker mode (one row, in a process of its own).
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--config", default="grid", help=argparse.SUPPRESS)
     parser.add_argument("--dtype", default="float32", help=argparse.SUPPRESS)
-    parser.add_argument("--batch", type=int, default=24, help=argparse.SUPPRESS)
     parser.add_argument("--feed", default="device", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     for name in filter(None, args.rows.split(",")):
