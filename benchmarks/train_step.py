@@ -57,6 +57,7 @@ ROWS = (
     Row("synthetic", "synthetic.py (CPU default config)", "synthetic", "float32", 8),
 )
 QUICK_BATCH = 2
+HOST_MEMORY_SHARE = 0.85  # of the free host memory a CPU row may plan to use
 # --quick validates every code path (bf16, fp32, host feed, the max-batch search's
 # placeholder) in three rows: each row compiles a whole training step.
 QUICK_ROWS = ("grid_bf16_host", "grid_bf16_max", "synthetic")
@@ -169,10 +170,11 @@ def measure_row(args: argparse.Namespace) -> dict:
         result["skipped"] = "compiled only (--compile_only)"
         return result
     host = available_host_bytes()
-    if backend == "cpu" and plan and host and plan["total"] > 0.85 * host:
+    if backend == "cpu" and plan and host and plan["total"] > HOST_MEMORY_SHARE * host:
         result["skipped"] = (
             f"needs {measure.gib(plan['total'])}, {measure.gib(host)} of host memory free"
         )
+        result["host_free_bytes"] = host
         return result
 
     if args.feed == "host":
@@ -289,6 +291,16 @@ def key_figures(row: Row, batch: int, result: dict) -> dict:
     return figures
 
 
+def batch_that_fits_host(batch: int, result: dict | None) -> int | None:
+    """A smaller batch for a CPU row refused for host memory (memory grows about
+    linearly with the batch), or None when the row was not refused."""
+    if not result or "host_free_bytes" not in result:
+        return None
+    share = HOST_MEMORY_SHARE * result["host_free_bytes"] / result["memory_plan"]["total"]
+    smaller = int(batch * share * 0.9)
+    return smaller if 1 <= smaller < batch else None
+
+
 def round_down(value: float, multiple: int = 8) -> int:
     return max(multiple, int(value) // multiple * multiple)
 
@@ -354,6 +366,17 @@ def run(args: argparse.Namespace) -> list[measure.Table]:
             result, error = measure.run_worker(
                 SCRIPT, worker_arguments(row, batch, args), env=worker_env()
             )
+            smaller = batch_that_fits_host(batch, result)
+            if smaller:
+                table.notes.append(
+                    f"{row.label}, {row.dtype} on CPU: batch {batch} would plan "
+                    f"{measure.gib(result['memory_plan']['total'])}, more than the free host "
+                    f"memory; measured at batch {smaller}."
+                )
+                batch = smaller
+                result, error = measure.run_worker(
+                    SCRIPT, worker_arguments(row, batch, args), env=worker_env()
+                )
             if result is None:
                 last = error.splitlines()[-1] if error else "no output"
                 table.rows.append([row.label, "", row.dtype, str(batch), f"failed: {last}"])

@@ -13,10 +13,11 @@ NO_GPU = "not measured: no GPU in this session"
 
 
 @pytest.fixture(scope="module")
-def run_all():
+def benchmarks():
+    """Imports a benchmark module by name (they import each other as top-level modules)."""
     sys.path.insert(0, str(BENCHMARKS))
     try:
-        yield importlib.import_module("run_all")
+        yield importlib.import_module
     finally:
         sys.path.remove(str(BENCHMARKS))
 
@@ -74,15 +75,17 @@ def test_quick_generate_speed_and_assembled_report(tmp_path):
     assert text.count(NO_GPU) >= 4  # every target of the summary
 
 
-def test_gpu_results_replace_placeholders(run_all):
-    def payload(platform, rows, figures):
+def test_gpu_results_replace_placeholders(benchmarks):
+    run_all = benchmarks("run_all")
+
+    def payload(rows, figures):
         table = {"title": "t", "columns": ["row", "device"], "rows": rows, "notes": ["n"]}
         return {"tables": [dict(table, figures=figures)]}
 
     tables = run_all.merged_tables(
         {
-            "cpu": [payload("cpu", [["a", "cpu"], ["a", "GPU", NO_GPU]], {"a": 1})],
-            "gpu": [payload("gpu", [["a", "H100"]], {"a": 2})],
+            "cpu": [payload([["a", "cpu"], ["a", "GPU", NO_GPU]], {"a": 1})],
+            "gpu": [payload([["a", "H100"]], {"a": 2})],
         }
     )
     (table,) = tables
@@ -91,9 +94,19 @@ def test_gpu_results_replace_placeholders(run_all):
     assert table.notes == ["n"]
 
 
-def test_flops_from_cost_analysis_of_either_shape(run_all):
-    measure = importlib.import_module("measure")
+def test_flops_from_cost_analysis_of_either_shape(benchmarks):
+    measure = benchmarks("measure")
     assert measure.flops_from_cost_analysis({"flops": 10.0}) == 10.0
     assert measure.flops_from_cost_analysis([{"flops": 7.0}]) == 7.0  # jax < 0.4.30
     assert measure.flops_from_cost_analysis({}) is None
     assert measure.flops_from_cost_analysis(None) is None
+
+
+def test_cpu_rows_refused_for_memory_rerun_at_a_batch_that_fits(benchmarks):
+    train_step = benchmarks("train_step")
+    gib = 2**30
+    refused = {"host_free_bytes": 16 * gib, "memory_plan": {"total": 17 * gib}}
+    smaller = train_step.batch_that_fits_host(24, refused)
+    assert 1 <= smaller < 24 and smaller * 17 / 24 <= 0.85 * 16
+    assert train_step.batch_that_fits_host(24, {"memory_plan": {"total": gib}}) is None
+    assert train_step.batch_that_fits_host(24, None) is None
