@@ -194,6 +194,15 @@ def _prepared_builder(dataset: str, data_dir: str | None) -> tfds.core.DatasetBu
     return builder
 
 
+def open_split(dataset: str, split: str, data_dir: str | None) -> Sequence:
+    """The random-access source of one split of a built dataset; a clear error when the
+    dataset is not built (with the command that builds it) or has no such split."""
+    builder = _prepared_builder(dataset, data_dir)
+    if split not in builder.info.splits:
+        raise ValueError(f"split: {dataset} has {sorted(builder.info.splits)}, not {split!r}")
+    return builder.as_data_source(split=split)
+
+
 def _process_shard(
     builder: tfds.core.DatasetBuilder, split: str, process_index: int, process_count: int
 ) -> tuple[Any, int, int]:

@@ -174,15 +174,7 @@ def plot_figure_4(result: dict, path: pathlib.Path, num_examples: int = 4) -> pa
 
 def load_examples(dataset: str, split: str, data_dir: str | None, limit: int | None = None):
     """Decoded utterances of a built dataset's split."""
-    builder = input_pipeline.load_builder(dataset, data_dir)
-    if not builder.is_prepared():
-        raise FileNotFoundError(
-            f"dataset {dataset} is not built in {builder.data_dir}; build it with:\n  "
-            + input_pipeline.build_command(dataset, data_dir)
-        )
-    if split not in builder.info.splits:
-        raise ValueError(f"split: {dataset} has {sorted(builder.info.splits)}, not {split!r}")
-    source = builder.as_data_source(split=split)
+    source = input_pipeline.open_split(dataset, split, data_dir)
     count = len(source) if limit is None else min(limit, len(source))
     return (source[index] for index in range(count))
 

@@ -108,15 +108,7 @@ def load_utterances(
     dataset: str, split: str, data_dir: str | None = None, limit: int | None = None
 ) -> list[Utterance]:
     """The utterances of one split of a built lipjax dataset (e.g. "synthetic_lips/small")."""
-    builder = input_pipeline.load_builder(dataset, data_dir)
-    if not builder.is_prepared():
-        raise FileNotFoundError(
-            f"dataset {dataset} is not built in {builder.data_dir}; build it with:\n  "
-            + input_pipeline.build_command(dataset, data_dir)
-        )
-    if split not in builder.info.splits:
-        raise ValueError(f"split: {dataset} has {sorted(builder.info.splits)}, not {split!r}")
-    source = builder.as_data_source(split=split)
+    source = input_pipeline.open_split(dataset, split, data_dir)
     count = len(source) if limit is None else min(limit, len(source))
     return [utterance_from_example(source[index]) for index in range(count)]
 
