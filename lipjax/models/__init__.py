@@ -1,8 +1,10 @@
 """The networks of lipjax (flax.linen, channels-last); see SPEC.md for the sizes."""
 
 from lipjax.models.audio_encoder import AudioEncoder
+from lipjax.models.chung_baseline import ChungGenerator
 from lipjax.models.correlation import AudioDerivativeNet, FlowEncoder, correlation_loss
 from lipjax.models.discriminator import Discriminator
+from lipjax.models.factory import ARCHITECTURES, build_generator
 from lipjax.models.flownet import (
     MULTISCALE_WEIGHTS,
     FlowNetS,
@@ -19,11 +21,14 @@ from lipjax.models.perceptual import (
     PerceptualEncoder,
     perceptual_loss,
 )
+from lipjax.models.vondrick_baseline import VondrickGenerator
 
 __all__ = [
+    "ARCHITECTURES",
     "MULTISCALE_WEIGHTS",
     "AudioDerivativeNet",
     "AudioEncoder",
+    "ChungGenerator",
     "Discriminator",
     "FlowEncoder",
     "FlowNetS",
@@ -32,6 +37,8 @@ __all__ = [
     "PerceptualAutoencoder",
     "PerceptualDecoder",
     "PerceptualEncoder",
+    "VondrickGenerator",
+    "build_generator",
     "conv3d_as_2d_taps",
     "correlation_loss",
     "downsample_flow",

@@ -21,6 +21,15 @@ from lipjax.models.layers import (
 IDENTITY_SKIP_CLIP = 0.999
 
 
+def identity_skip_output(logits: jax.Array, identity_image: jax.Array, dtype: Dtype) -> jax.Array:
+    """video = tanh(logits + atanh(clip(p_r, +-IDENTITY_SKIP_CLIP))), p_r repeated over time:
+    zero logits give the (clipped) identity image. logits (B, T, H, W, 3), identity (B, H, W, 3).
+    """
+    identity = jnp.clip(identity_image.astype(jnp.float32), -IDENTITY_SKIP_CLIP, IDENTITY_SKIP_CLIP)
+    video = jnp.tanh(logits.astype(jnp.float32) + jnp.arctanh(identity)[:, None])
+    return video.astype(dtype)
+
+
 def fuse_audio_identity(audio_features: jax.Array, image_features: jax.Array) -> jax.Array:
     """Audio-identity fusion by duplication and concatenation (paper Fig. 3).
 
@@ -106,11 +115,7 @@ class Generator(nn.Module):
         )(x)
 
         if self.identity_skip:
-            identity = jnp.clip(
-                identity_image.astype(jnp.float32), -IDENTITY_SKIP_CLIP, IDENTITY_SKIP_CLIP
-            )
-            video = jnp.tanh(logits.astype(jnp.float32) + jnp.arctanh(identity)[:, None])
-            video = video.astype(self.dtype)
+            video = identity_skip_output(logits, identity_image, self.dtype)
         else:
             video = jnp.tanh(logits)
         return video, audio_features
