@@ -18,6 +18,12 @@ config_flags.DEFINE_config_file(
     "config", None, "An experiments/*.py file, optionally with ':variant'.", lock_config=True
 )
 flags.mark_flags_as_required(["config", "workdir"])
+# Multi-host launches outside SLURM (see lipjax.sharding.initialize_distributed): all three,
+# on every process, or none (then $JAX_COORDINATOR_ADDRESS, $JAX_NUM_PROCESSES and
+# $JAX_PROCESS_ID are read; under SLURM JAX finds them itself).
+flags.DEFINE_string("coordinator_address", None, "host:port of process 0 (multi-host runs)")
+flags.DEFINE_integer("num_processes", None, "number of processes of a multi-host run")
+flags.DEFINE_integer("process_id", None, "this process's rank, 0..num_processes-1")
 
 
 def main(argv: list[str]) -> None:
@@ -25,7 +31,12 @@ def main(argv: list[str]) -> None:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
     if not FLAGS["verbosity"].present:  # orbax and grain log every save at INFO
         logging.set_verbosity(logging.WARNING)
-    sharding.initialize_distributed()
+    try:
+        sharding.initialize_distributed(
+            FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id
+        )
+    except ValueError as error:
+        raise app.UsageError(str(error)) from None
     logging.info("JAX process %d of %d, devices: %s", jax.process_index(),
                  jax.process_count(), jax.devices())  # fmt: skip
     train.train_and_evaluate(FLAGS.config, FLAGS.workdir)

@@ -15,15 +15,100 @@ from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 DATA_AXIS = "data"
 
 
-def initialize_distributed() -> None:
-    """Joins a multi-host job when the launcher set JAX's coordinator variables.
+# The three settings of a multi-host launch, each from an argument (lipjax.main's flag of
+# the same name) or else from this environment variable.
+DISTRIBUTED_SETTINGS = {
+    # host:port of process 0, which runs the coordinator service; every process names it
+    "coordinator_address": "JAX_COORDINATOR_ADDRESS",
+    # how many processes join the job (all hosts together)
+    "num_processes": "JAX_NUM_PROCESSES",
+    # this process's rank, 0 .. num_processes - 1 (0 is the coordinator)
+    "process_id": "JAX_PROCESS_ID",
+}
+# Launchers whose environment JAX reads by itself (processes, rank, coordinator).
+CLUSTER_VARIABLES = ("SLURM_JOB_ID",)
 
-    With `JAX_COORDINATOR_ADDRESS`, `JAX_NUM_PROCESSES` and `JAX_PROCESS_ID` (or a cluster
-    JAX detects by itself: SLURM, Cloud TPU, ...), this calls `jax.distributed.initialize`;
-    on a single host it does nothing.
+
+def distributed_settings(
+    coordinator_address: str | None = None,
+    num_processes: int | None = None,
+    process_id: int | None = None,
+    environ: dict[str, str] | None = None,
+) -> dict | None:
+    """The arguments of `jax.distributed.initialize` for this process, or None on one host.
+
+    Each setting comes from its argument, else from its environment variable
+    (`DISTRIBUTED_SETTINGS`). Under SLURM any of them may be left out: JAX reads the rest
+    from the job's environment. Elsewhere it is all three or none; a partial set raises
+    ValueError naming what is missing, as do a process id outside 0..num_processes - 1 and
+    an address that is not host:port.
     """
-    if os.environ.get("JAX_COORDINATOR_ADDRESS") or os.environ.get("SLURM_JOB_ID"):
-        jax.distributed.initialize()
+    environ = os.environ if environ is None else environ
+    given = {
+        "coordinator_address": coordinator_address,
+        "num_processes": num_processes,
+        "process_id": process_id,
+    }
+    sources = {name: "argument" for name, value in given.items() if value is not None}
+    for name, variable in DISTRIBUTED_SETTINGS.items():
+        if given[name] is None and environ.get(variable, "").strip():
+            given[name] = environ[variable].strip()
+            sources[name] = variable
+    for name in ("num_processes", "process_id"):
+        if isinstance(given[name], str):
+            try:
+                given[name] = int(given[name])
+            except ValueError:
+                raise ValueError(
+                    f"{name}: expected an integer, got {given[name]!r} from {sources[name]}"
+                ) from None
+    settings = {name: value for name, value in given.items() if value is not None}
+    cluster = next((v for v in CLUSTER_VARIABLES if environ.get(v)), None)
+    if not settings:
+        return {} if cluster else None
+    missing = [name for name in DISTRIBUTED_SETTINGS if name not in settings]
+    if missing and not cluster:
+        wanted = ", ".join(f"{n} (--{n} or ${DISTRIBUTED_SETTINGS[n]})" for n in missing)
+        have = ", ".join(f"{name}={settings[name]} (from {sources[name]})" for name in settings)
+        raise ValueError(
+            "a multi-host launch outside SLURM needs coordinator_address, num_processes and "
+            f"process_id; missing: {wanted}; given: {have}"
+        )
+    if "num_processes" in settings and settings["num_processes"] < 1:
+        raise ValueError(f"num_processes: expected >= 1, got {settings['num_processes']}")
+    if "process_id" in settings and not (
+        0 <= settings["process_id"] < settings.get("num_processes", float("inf"))
+    ):
+        raise ValueError(
+            f"process_id: expected 0..num_processes - 1, got {settings['process_id']} "
+            f"with num_processes={settings.get('num_processes')}"
+        )
+    address = settings.get("coordinator_address")
+    if address is not None:
+        host, _, port = address.rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f"coordinator_address: expected host:port, got {address!r}")
+    return settings
+
+
+def initialize_distributed(
+    coordinator_address: str | None = None,
+    num_processes: int | None = None,
+    process_id: int | None = None,
+) -> bool:
+    """Joins a multi-host job (`jax.distributed.initialize`); returns whether it did.
+
+    Under SLURM, JAX finds the coordinator, the process count and this process's id by
+    itself. Elsewhere give all three, as arguments (lipjax.main: `--coordinator_address`,
+    `--num_processes`, `--process_id`) or as `JAX_COORDINATOR_ADDRESS`, `JAX_NUM_PROCESSES`
+    and `JAX_PROCESS_ID`; with none of them this is a single-host run and nothing happens.
+    Raises ValueError naming the missing settings when only some are given.
+    """
+    settings = distributed_settings(coordinator_address, num_processes, process_id)
+    if settings is None:
+        return False
+    jax.distributed.initialize(**settings)
+    return True
 
 
 def make_mesh(num_devices: int | None = None) -> Mesh:
