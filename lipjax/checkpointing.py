@@ -13,8 +13,6 @@ from typing import Any
 import jax
 import orbax.checkpoint as ocp
 
-from lipjax import input_pipeline
-
 LATEST = "checkpoints"
 BEST = "best"
 
@@ -47,6 +45,8 @@ class Checkpointer:
     def restore(self, abstract_state: Any, iterator: Any, step: int | None = None) -> Any:
         """Restores the state of `step` (default: the latest) and moves `iterator` (a grain
         iterator built like the saved one) to the saved position."""
+        from lipjax import input_pipeline  # grain and TFDS: loaded by training only
+
         step = self.latest.latest_step() if step is None else step
         restored = self.latest.restore(
             step,
@@ -58,6 +58,8 @@ class Checkpointer:
         return restored["state"]
 
     def _args(self, state: Any, iterator: Any) -> ocp.args.Composite:
+        from lipjax import input_pipeline  # grain and TFDS: loaded by training only
+
         return ocp.args.Composite(
             state=ocp.args.StandardSave(state), data=input_pipeline.checkpoint_save_args(iterator)
         )

@@ -7,8 +7,6 @@ import tempfile
 
 import ml_collections
 
-import data_pipeline
-
 
 def base_config() -> ml_collections.ConfigDict:
     """The paper's settings (SPEC), at the paper's model sizes, on synthetic_lips/small."""
@@ -159,6 +157,8 @@ def dataset_config(dataset: str, variant: str = "") -> ml_collections.ConfigDict
         # The builder's own dummy files (our synthetic export in the corpus's layout), built
         # on first use into a data dir of their own so they never mix with the real corpus.
         config.dataset = dataset
+        import data_pipeline  # loads TFDS: only the smoke variant needs its path
+
         dummy_data = pathlib.Path(data_pipeline.__file__).parent / dataset / "dummy_data"
         config.manual_dir = str(dummy_data)
         config.data_dir = str(pathlib.Path(tempfile.gettempdir()) / "lipjax_dummy_tfds")

@@ -192,10 +192,8 @@ def window_starts(num_frames: int, hop: int, window: int = WINDOW_FRAMES) -> np.
 def _audio_windows(waveform: jax.Array, starts: tuple[int, ...]) -> jax.Array:
     """(N, 64, 128, 1) normalised log-mel windows of one utterance, computed in JAX as the
     training data were (one STFT over the whole utterance, then cut)."""
-    from lipjax.input_pipeline import LOG_MEL_MEAN, LOG_MEL_STD
-
     mel = audio_lib.log_mel(waveform, xp=jnp)
-    mel = (mel - LOG_MEL_MEAN) / LOG_MEL_STD
+    mel = (mel - audio_lib.LOG_MEL_MEAN) / audio_lib.LOG_MEL_STD
     per_frame = audio_lib.MELS_PER_VIDEO_FRAME
     index = np.asarray(starts)[:, None] * per_frame + np.arange(WINDOW_FRAMES * per_frame)
     return mel[index][..., None]

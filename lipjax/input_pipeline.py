@@ -68,11 +68,10 @@ logger = logging.getLogger(__name__)
 WINDOW_FRAMES = 16
 HOP_FRAMES = 8
 MELS_PER_FRAME = audio.MELS_PER_VIDEO_FRAME  # 4 log-mel frames per video frame
-# Mean and standard deviation of every log-mel value (dB) of synthetic_lips/small train
-# (384 utterances, 12,023,296 values; range -100.0 .. 26.3 dB), measured once and fixed
-# so that training and inference share them: mean -38.5514, std 16.1571.
-LOG_MEL_MEAN = -38.55
-LOG_MEL_STD = 16.16
+# Log-mel normalisation, shared with generate() (defined in lipjax.audio, which loads no
+# dataset libraries).
+LOG_MEL_MEAN = audio.LOG_MEL_MEAN
+LOG_MEL_STD = audio.LOG_MEL_STD
 
 DEFAULT_DATASET = "synthetic_lips/small"
 DATA_AXIS = "data"

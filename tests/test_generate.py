@@ -63,6 +63,18 @@ def test_frame_count_is_ceil_of_duration_times_25(random_weights, crop, seconds)
     assert frames.dtype == np.uint8
 
 
+def test_importing_generate_loads_no_dataset_libraries():
+    """Inference needs neither TFDS nor grain (0.2 s and 400 modules of import time)."""
+    code = (
+        "import sys; import lipjax.generate, lipjax.weights; "
+        "print(sorted({'tensorflow_datasets', 'grain', 'data_pipeline'} & set(sys.modules)))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO
+    )
+    assert done.stdout.strip() == "[]", done.stdout
+
+
 def test_from_lipjax_import_generate_is_callable(random_weights, crop):
     from lipjax import generate
 
