@@ -25,7 +25,6 @@ import os
 import pathlib
 import sys
 import types
-from collections.abc import Iterator
 from typing import Any
 
 import jax
@@ -199,6 +198,41 @@ def _audio_windows(waveform: jax.Array, starts: tuple[int, ...]) -> jax.Array:
     return mel[index][..., None]
 
 
+def bucket_sizes(batch_windows: int) -> tuple[int, ...]:
+    """The window counts a generator call is padded to: powers of two below `batch_windows`,
+    then `batch_windows` (16: 1, 2, 4, 8, 16), so a short clip computes few padding windows
+    and a generator compiles at most log2(batch_windows) + 1 shapes."""
+    sizes = []
+    size = 1
+    while size < batch_windows:
+        sizes.append(size)
+        size *= 2
+    return (*sizes, batch_windows)
+
+
+def chunk_plan(total: int, batch_windows: int) -> list[tuple[int, int, int]]:
+    """(first window, windows, padded size) of each generator call for `total` windows:
+    full calls of `batch_windows`, then the rest padded to the smallest bucket that holds it."""
+    plan = []
+    for begin in range(0, total, batch_windows):
+        count = min(batch_windows, total - begin)
+        size = next(b for b in bucket_sizes(batch_windows) if b >= count)
+        plan.append((begin, count, size))
+    return plan
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _run_generator(module, variables, audio_windows: jax.Array, identity: jax.Array) -> jax.Array:
+    """Clips (n, 16, 64, 64, 3) float32 of n audio windows and one identity (1, 64, 64, 3).
+
+    The variables are an argument, not constants baked into the program: the compiled
+    program stays small, and generators of the same architecture (the module, a static
+    argument) share it whatever their weights."""
+    identities = jnp.broadcast_to(identity, (audio_windows.shape[0], *identity.shape[1:]))
+    video, _ = module.apply(variables, audio_windows, identities, train=False)
+    return video.astype(jnp.float32)
+
+
 class LipGenerator:
     """A compiled generator for one set of weights: `__call__(audio, image)` -> frames."""
 
@@ -216,15 +250,8 @@ class LipGenerator:
         if batch_windows < 1:
             raise ValueError(f"batch_windows: expected >= 1, got {batch_windows}")
         self.weights, self.hop, self.batch_windows = weights, hop, batch_windows
-        module = weights.generator()
-        variables = jax.device_put(weights.variables)
-
-        @jax.jit
-        def run(audio_windows, identity):
-            video, _ = module.apply(variables, audio_windows, identity, train=False)
-            return video.astype(jnp.float32)
-
-        self._run = run
+        self.module = weights.generator()
+        self.variables = jax.device_put(weights.variables)
 
     def windows(self, waveform: np.ndarray) -> tuple[int, np.ndarray, jax.Array]:
         """Frame count T, window starts and the log-mel windows of a 44.1 kHz waveform."""
@@ -234,17 +261,23 @@ class LipGenerator:
         padded = audio_lib.pad_to_video_frames(waveform, padded_frames)
         return num_frames, starts, _audio_windows(jnp.asarray(padded), tuple(starts.tolist()))
 
-    def clips(self, audio_windows: jax.Array, crop: np.ndarray) -> Iterator[np.ndarray]:
-        """Generated clips (n, 16, 64, 64, 3) in [-1, 1], `batch_windows` at a time."""
-        identity = (crop.astype(np.float32) / 127.5 - 1.0)[None]
-        total = audio_windows.shape[0]
-        for begin in range(0, total, self.batch_windows):
-            chunk = audio_windows[begin : begin + self.batch_windows]
-            count = chunk.shape[0]
-            if count < self.batch_windows:  # one compiled shape for every batch
-                chunk = jnp.pad(chunk, ((0, self.batch_windows - count), (0, 0), (0, 0), (0, 0)))
-            identities = jnp.broadcast_to(identity, (self.batch_windows, *identity.shape[1:]))
-            yield np.asarray(self._run(chunk, identities))[:count]
+    def clips(self, audio_windows: jax.Array, crop: np.ndarray) -> np.ndarray:
+        """Generated clips (n, 16, 64, 64, 3) in [-1, 1] of n audio windows.
+
+        Calls of `batch_windows` windows, the last padded only to the next bucket size
+        (`bucket_sizes`); every call is dispatched before any result is copied back, so the
+        device runs them back to back and the host waits once."""
+        identity = jnp.asarray((crop.astype(np.float32) / 127.5 - 1.0)[None])
+        plan = chunk_plan(audio_windows.shape[0], self.batch_windows)
+        outputs = []
+        for begin, count, size in plan:
+            chunk = audio_windows[begin : begin + count]
+            if count < size:
+                chunk = jnp.pad(chunk, ((0, size - count), (0, 0), (0, 0), (0, 0)))
+            outputs.append(_run_generator(self.module, self.variables, chunk, identity))
+        host = jax.device_get(outputs)  # one transfer of every call's output
+        counts = [count for _, count, _ in plan]
+        return np.concatenate([clips[:count] for clips, count in zip(host, counts, strict=True)])
 
     def __call__(self, audio: Any, image: Any, *, sample_rate: int | None = None) -> np.ndarray:
         return self.generate_with_placement(audio, image, sample_rate=sample_rate)[0]
@@ -259,7 +292,7 @@ class LipGenerator:
         weights = blend_weights()
         total = np.zeros((int(starts[-1]) + WINDOW_FRAMES, *crop.shape), np.float32)
         norm = np.zeros(len(total), np.float32)
-        clips = np.concatenate(list(self.clips(audio_windows, crop)))
+        clips = self.clips(audio_windows, crop)
         for start, clip in zip(starts, clips, strict=True):
             total[start : start + WINDOW_FRAMES] += weights[:, None, None, None] * clip
             norm[start : start + WINDOW_FRAMES] += weights

@@ -134,6 +134,77 @@ def test_window_seams_do_not_show(random_weights, crop):
     assert hard_ratio > blended_ratio
 
 
+def test_bucket_sizes_and_chunk_plan():
+    assert generate_module.bucket_sizes(16) == (1, 2, 4, 8, 16)
+    assert generate_module.bucket_sizes(12) == (1, 2, 4, 8, 12)
+    assert generate_module.bucket_sizes(1) == (1,)
+    assert generate_module.chunk_plan(1, 16) == [(0, 1, 1)]  # one clip computes one clip
+    assert generate_module.chunk_plan(5, 16) == [(0, 5, 8)]
+    assert generate_module.chunk_plan(31, 16) == [(0, 16, 16), (16, 15, 16)]
+    assert generate_module.chunk_plan(35, 16) == [(0, 16, 16), (16, 16, 16), (32, 3, 4)]
+
+
+def _reference_frames(weights, waveform, crop, hop=8):
+    """A straightforward generate(): every window alone through the generator (batch 1,
+    weights as constants), then the Hann blend written out frame by frame."""
+    module = weights.generator()
+    apply = jax.jit(lambda a, i: module.apply(weights.variables, a, i, train=False)[0])
+    lips = generate_module.LipGenerator.__new__(generate_module.LipGenerator)
+    lips.hop = hop
+    num_frames, starts, windows = lips.windows(waveform)
+    identity = (crop.astype(np.float32) / 127.5 - 1.0)[None]
+    clips = np.stack([np.asarray(apply(w[None], identity), np.float32)[0] for w in windows])
+    blend = generate_module.blend_weights()
+    frames = []
+    for t in range(num_frames):
+        covering = [(k, t - s) for k, s in enumerate(starts) if s <= t < s + 16]
+        total = sum(blend[i] * clips[k, i] for k, i in covering)
+        frames.append(total / sum(blend[i] for _, i in covering))
+    video = np.clip(np.rint((np.stack(frames) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+    return clips, video
+
+
+@pytest.mark.parametrize("seconds", [0.3, 1.2, 2.5])  # 1, 3 and 7 windows
+def test_batched_buckets_match_one_window_at_a_time(random_weights, crop, seconds):
+    """Batches of 4 windows padded to buckets 1, 2, 4 give the clips and frames of a
+    window-at-a-time reference (float tolerance; a frame may round 1 level apart)."""
+    waveform = audio_lib.to_model_rate(_tone_bursts(seconds), RATE)
+    lips = generate_module.LipGenerator(random_weights, batch_windows=4)
+    _, starts, windows = lips.windows(waveform)
+    assert len(starts) == {0.3: 1, 1.2: 3, 2.5: 7}[seconds]
+    expected_clips, expected_frames = _reference_frames(random_weights, waveform, crop)
+    np.testing.assert_allclose(lips.clips(windows, crop), expected_clips, atol=1e-4)
+    frames = lips(waveform, crop, sample_rate=audio_lib.SAMPLE_RATE)
+    assert frames.shape == expected_frames.shape
+    assert np.abs(frames.astype(int) - expected_frames).max() <= 1
+
+
+def test_weights_are_arguments_not_compiled_constants(random_weights, crop):
+    """Generators of one architecture share compiled programs whatever their weights, and a
+    call compiles only the bucket sizes it uses."""
+    run = generate_module._run_generator
+    scaled = Weights(
+        random_weights.model,
+        jax.tree.map(lambda x: 0.5 * x, random_weights.params),
+        random_weights.batch_stats,
+        "scaled",
+    )
+    waveform = _tone_bursts(0.3)  # one window
+    first = generate_module.LipGenerator(random_weights)(waveform, crop, sample_rate=RATE)
+    compiled = run._cache_size()
+    second = generate_module.LipGenerator(scaled)(waveform, crop, sample_rate=RATE)
+    assert run._cache_size() == compiled  # new weights, no new program
+    assert not np.array_equal(first, second)  # ... and they are used
+    lowered = run.lower(
+        scaled.generator(),
+        scaled.variables,
+        jnp.zeros((1, 64, 128, 1)),
+        jnp.zeros((1, 64, 64, 3)),
+    )
+    parameter_bytes = sum(x.nbytes for x in jax.tree.leaves(scaled.params))
+    assert len(lowered.as_text()) < parameter_bytes  # no weights inlined in the program
+
+
 # ------------------------------------------------------------------------- bad input
 
 
