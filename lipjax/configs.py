@@ -22,12 +22,17 @@ def base_config() -> ml_collections.ConfigDict:
     config.num_steps = 100_000  # generator/discriminator iterations
 
     config.model = ml_collections.ConfigDict()
+    # "paper" (Chen et al.'s generator), or a Table 3 baseline: "chung" (Chung et al. 2017,
+    # frame by frame) or "vondrick" (conditional two-stream video GAN after Vondrick et al.
+    # 2016). Training, evaluation and generate() build it through models.build_generator.
+    config.model.architecture = "paper"
     config.model.width = 1.0  # channel multiplier of generator, discriminator, correlation nets
-    config.model.generator_residual_blocks = 9  # decoder residual blocks (paper: 9)
+    config.model.generator_residual_blocks = 9  # decoder residual blocks (paper: 9; "paper" only)
     config.model.upsample = "transposed"  # "transposed" (paper) or "subpixel"
     config.model.identity_skip = False  # decoder predicts a residual on the identity image
     config.model.conv3d_impl = "native"  # "native" or "taps" (same function, faster on CPU)
-    config.model.output_kernel = 7  # last Conv3d of the decoder, k on every axis (paper: 7)
+    config.model.output_kernel = 7  # last Conv3d of the decoder, k on every axis (paper: 7;
+    # "paper" only)
     config.model.compute_dtype = "float32"  # "float32" or "bfloat16" (parameters stay float32)
 
     config.loss = ml_collections.ConfigDict()
@@ -38,7 +43,9 @@ def base_config() -> ml_collections.ConfigDict:
     config.loss.correlation_mode = "derivative"  # or "non_derivative" (Table 2 (f))
     config.loss.discriminator = "three"  # "three", "two" (Table 2 g, h) or "frame_diff" (i)
     config.loss.fake_weight = 0.5  # λp of Eq. 4
-    config.loss.mismatch_weight = 0.5  # λu of Eq. 4 (mismatched audio)
+    config.loss.mismatch_weight = 0.5  # λu of Eq. 4 (mismatched audio); 0 skips that pass
+    config.loss.mask_sparsity = 0.1  # λ|m|_1 on the foreground mask ("vondrick" only: the
+    # sparsity prior of Vondrick et al. 2016; the value 0.1 is our choice)
 
     config.optim = ml_collections.ConfigDict()
     config.optim.learning_rate = 2e-4  # generator and discriminator (Adam)
@@ -130,6 +137,45 @@ def table_2_config(column: str, variant: str = "") -> ml_collections.ConfigDict:
     synthetic_lips/tiny)."""
     if column not in TABLE_2:
         raise ValueError(f"column: expected one of {sorted(TABLE_2)}, got {column!r}")
+    config = _table_variant(variant)
+    config.loss.update(TABLE_2[column])
+    return config
+
+
+# The baselines of Table 3: model.architecture and the loss switches of each.
+TABLE_3 = {
+    # Chung et al. 2017: the L1 reconstruction loss only.
+    "chung": {"pixel": 1.0, "perceptual": 0.0, "adversarial": 0.0, "correlation": 0.0},
+    # Vondrick et al. 2016: their GAN objective, -log D(real) - log(1 - D(fake)) for D
+    # (fake weight 1, no mismatched-audio term) and -log D(fake) for G, plus the mask
+    # sparsity prior (loss.mask_sparsity); no reconstruction term. The discriminator is our
+    # two-stream one ("two"): Vondrick's 3D-conv video discriminator conditioned on the audio.
+    "vondrick": {
+        "pixel": 0.0,
+        "perceptual": 0.0,
+        "correlation": 0.0,
+        "adversarial": 1.0,
+        "discriminator": "two",
+        "fake_weight": 1.0,
+        "mismatch_weight": 0.0,
+    },
+}
+
+
+def table_3_config(baseline: str, variant: str = "") -> ml_collections.ConfigDict:
+    """A baseline of Table 3 ("chung" or "vondrick"), trained, evaluated and used by
+    generate() through the same code as our model. Variants as `table_2_config`. The
+    optimiser and schedule are ours (Adam 2e-4, betas 0.5/0.999, as Vondrick et al.'s)."""
+    if baseline not in TABLE_3:
+        raise ValueError(f"baseline: expected one of {sorted(TABLE_3)}, got {baseline!r}")
+    config = _table_variant(variant)
+    config.model.architecture = baseline
+    config.loss.update(TABLE_3[baseline])
+    return config
+
+
+def _table_variant(variant: str) -> ml_collections.ConfigDict:
+    """The common settings of the Table 2 and Table 3 configs for `variant`."""
     if variant == "":
         config = base_config()
         config.dataset = "grid"
@@ -141,7 +187,6 @@ def table_2_config(column: str, variant: str = "") -> ml_collections.ConfigDict:
             smoke(config)
     else:
         raise ValueError(f"variant: expected '', 'synthetic' or 'smoke', got {variant!r}")
-    config.loss.update(TABLE_2[column])
     return config
 
 

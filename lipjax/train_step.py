@@ -25,10 +25,11 @@ from lipjax.models import (
     Discriminator,
     FlowEncoder,
     FlowNetS,
-    Generator,
     PerceptualEncoder,
+    build_generator,
     video_flows,
 )
+from lipjax.models.factory import architecture_of
 
 PyTree = Any
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
@@ -38,7 +39,7 @@ DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 class Networks:
     """The flax modules of one experiment; `None` where the config switches a part off."""
 
-    generator: Generator
+    generator: nn.Module  # the `models.factory` module of config.model.architecture
     flownet: FlowNetS | None
     audio_correlation: AudioDerivativeNet | None
     visual_correlation: FlowEncoder | None
@@ -74,15 +75,14 @@ def build_networks(config: ml_collections.ConfigDict) -> Networks:
     derivative = loss.correlation_mode == "derivative"
     use_correlation = loss.correlation > 0
     use_gan = loss.adversarial > 0
-    generator = Generator(
-        width=model.width,
-        num_residual_blocks=model.generator_residual_blocks,
-        upsample=model.upsample,
-        identity_skip=model.identity_skip,
-        conv3d_impl=model.conv3d_impl,
-        output_kernel=model.output_kernel,
-        **common,
-    )
+    architecture = architecture_of(model)
+    if architecture != "paper" and use_correlation:
+        # The correlation nets read the paper generator's audio features f_s (B, T, 16, C).
+        raise ValueError(
+            f"loss.correlation must be 0 for model.architecture={architecture!r}: the "
+            "correlation nets need the paper generator's audio features"
+        )
+    generator = build_generator(model)
     networks = Networks(
         generator=generator,
         flownet=FlowNetS(width=config.flownet.width, **common),
@@ -275,14 +275,31 @@ def train_step(
     opt_state = dict(state.opt_state)
     metrics = {}
 
-    def generate(generator_params):
-        (fake, audio_features), new_stats = _apply_bn(
-            networks.generator, generator_params, stats["generator"], audio, identity, train=True
-        )
-        return (fake, audio_features), new_stats
+    # Regularisers a generator sows into its "losses" collection (the mask sparsity of the
+    # Vondrick baseline), each weighted by the loss_config field of its name.
+    sown_names = []
 
-    (fake, audio_features), generator_pullback, stats["generator"] = jax.vjp(
+    def generate(generator_params):
+        (fake, audio_features), updates = networks.generator.apply(
+            {"params": generator_params, "batch_stats": stats["generator"]},
+            audio,
+            identity,
+            train=True,
+            mutable=["batch_stats", "losses"],
+        )
+        sown = flax.core.unfreeze(updates.get("losses", {}))
+        sown_names[:] = sorted(sown)
+        regularisers = jnp.stack(
+            [jnp.zeros((), jnp.float32)]
+            + [sum(jnp.asarray(v, jnp.float32) for v in sown[name]) for name in sown_names]
+        )
+        return (fake, audio_features, regularisers), updates["batch_stats"]
+
+    (fake, audio_features, regularisers), generator_pullback, stats["generator"] = jax.vjp(
         generate, params["generator"], has_aux=True
+    )
+    regulariser_weights = jnp.asarray(
+        [0.0] + [loss_config.get(name, 0.0) for name in sown_names], jnp.float32
     )
 
     flownet_params = params.get("flownet")
@@ -303,7 +320,11 @@ def train_step(
             flows_or_none = real_flows if three else None
             real_logits, d_stats = disc(d_stats, audio, video, flows_or_none)
             fake_logits, d_stats = disc(d_stats, audio, fake_detached, fake_flows)
-            mismatch_logits, d_stats = disc(d_stats, mismatched_audio, video, flows_or_none)
+            accuracies = [jnp.mean(real_logits > 0), jnp.mean(fake_logits < 0)]
+            mismatch_logits = None  # mismatch_weight 0: Vondrick et al.'s plain GAN objective
+            if loss_config.mismatch_weight > 0:
+                mismatch_logits, d_stats = disc(d_stats, mismatched_audio, video, flows_or_none)
+                accuracies.append(jnp.mean(mismatch_logits < 0))
             loss = losses.discriminator_loss(
                 real_logits,
                 fake_logits,
@@ -311,11 +332,7 @@ def train_step(
                 loss_config.fake_weight,
                 loss_config.mismatch_weight,
             )
-            accuracy = (
-                jnp.mean(real_logits > 0)
-                + jnp.mean(fake_logits < 0)
-                + jnp.mean(mismatch_logits < 0)
-            ) / 3
+            accuracy = sum(accuracies) / len(accuracies)
             return loss, (d_stats, accuracy)
 
         (d_loss, (stats["discriminator"], d_accuracy)), d_grads = jax.value_and_grad(
@@ -388,7 +405,9 @@ def train_step(
         generator_loss, argnums=(0, 1, 2, 3), has_aux=True
     )(fake, audio_features, params.get("correlation"), flownet_params)
     fake_grad, audio_features_grad, correlation_grads, flownet_grads = grads
-    (generator_grads,) = generator_pullback((fake_grad, audio_features_grad))
+    (generator_grads,) = generator_pullback((fake_grad, audio_features_grad, regulariser_weights))
+    g_loss = g_loss + jnp.sum(regulariser_weights * regularisers)
+    terms.update({name: regularisers[i + 1] for i, name in enumerate(sown_names)})
     params["generator"], opt_state["generator"] = _update(
         optimizers["generator"], generator_grads, opt_state["generator"], params["generator"]
     )

@@ -1,6 +1,7 @@
 """Generator weights for inference: load them from a training run or from lipjax's defaults.
 
-A weights folder holds `model.json` (the `config.model` fields of the run) and `variables/`
+A weights folder holds `model.json` (the `config.model` fields of the run, including its
+`architecture`: "paper", "chung" or "vondrick"; absent means "paper") and `variables/`
 (an orbax checkpoint of the generator's params and BatchNorm statistics, nothing else).
 lipjax ships one, trained on `synthetic_lips` (`lipjax/assets/default_weights`); make one
 from any run with
@@ -17,24 +18,16 @@ import pathlib
 import shutil
 from typing import Any
 
+import flax.linen as nn
 import jax
-import jax.numpy as jnp
 import orbax.checkpoint as ocp
 
 from lipjax import checkpointing
-from lipjax.models import Generator
+from lipjax.models import build_generator
 
 MODEL_FILE = "model.json"
 VARIABLES_DIR = "variables"
 DEFAULT_WEIGHTS_NAME = "default_weights"
-# Generator fields a weights folder must name; the rest default to the paper's values.
-_GENERATOR_FIELDS = {
-    "width": "width",
-    "generator_residual_blocks": "num_residual_blocks",
-    "upsample": "upsample",
-    "identity_skip": "identity_skip",
-    "output_kernel": "output_kernel",
-}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,20 +39,13 @@ class Weights:
     batch_stats: Any  # generator BatchNorm running statistics
     source: str = ""  # where they were loaded from (for messages)
 
-    def generator(self, conv3d_impl: str | None = None) -> Generator:
-        """The flax module. `conv3d_impl` defaults to "taps" on CPU and "native" elsewhere
-        (the same function; only the speed differs)."""
+    def generator(self, conv3d_impl: str | None = None) -> nn.Module:
+        """The flax module of `model["architecture"]` (`models.build_generator`, as in
+        training). `conv3d_impl` defaults to "taps" on CPU and "native" elsewhere (the same
+        function; only the speed differs)."""
         if conv3d_impl is None:
             conv3d_impl = "taps" if jax.default_backend() == "cpu" else "native"
-        kwargs = {
-            module_field: self.model[config_field]
-            for config_field, module_field in _GENERATOR_FIELDS.items()
-            if config_field in self.model
-        }
-        dtype = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[
-            self.model.get("compute_dtype", "float32")
-        ]
-        return Generator(**kwargs, conv3d_impl=conv3d_impl, dtype=dtype)
+        return build_generator(self.model, conv3d_impl=conv3d_impl)
 
     @property
     def variables(self) -> dict:
