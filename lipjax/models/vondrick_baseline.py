@@ -10,7 +10,7 @@ Vondrick et al.'s generator maps a code vector to a video through two streams:
   the static background is used (here `self.sow("losses", "mask_sparsity", ...)`, weighted
   by `config.loss.mask_sparsity` in `train_step`).
 Their discriminator is five 3D convolutions (64, 128, 256, 512 channels, kernel 4, stride 2,
-LeakyReLU 0.2, BatchNorm after the first, then one logit).
+LeakyReLU 0.2, BatchNorm on all but the first, then one logit).
 
 Our paper (Chen et al., ECCV 2018, Sec. 5.4) extends it "to a conditional GAN structure,
 which receives the same target image information and audio information as our models".
@@ -19,8 +19,8 @@ encoder (the 64 x 128 log-mel window) and identity encoder (the 64 x 64 identity
 each followed by two stride-2 3x3 convolutions and a fully connected layer to 256 values.
 There is no noise input (generation is deterministic, as our model's). The discriminator is
 `Discriminator(streams="two")`: its video stream is Vondrick's first four 3D convolutions
-(64..512 channels, kernel 4, LeakyReLU 0.2, BatchNorm after the first), and it is conditioned
-on the audio by concatenating the audio stream's vector before the last layers.
+(64..512 channels, kernel 4, LeakyReLU 0.2, BatchNorm on all but the first), and it is
+conditioned on the audio by concatenating the audio stream's vector before the last layers.
 
 Sizes for T = 16 frames: the foreground starts at (T / 16, 4, 4, 512) (Vondrick: (2, 4, 4)
 for their 32 frames) and doubles T, H and W four times; the background starts at (4, 4,
