@@ -8,14 +8,14 @@ Random generator weights of each config (`experiments/grid.py` at the paper's si
 CPU default `experiments/synthetic.py`) in a `lipjax.weights.Weights`, whose `generator()`
 picks the 3D-convolution implementation of the backend (taps on CPU, native elsewhere).
 
-(a) The model alone: the jitted generator (eval mode) on B clips of audio windows and
-identity images already on the device; frames/s = 16 B / time per call (calls dispatched
-back to back, blocked at the end); the latency of one clip is the median of single calls
-at B = 1, each blocked before the next.
+(a) The model alone: the jitted generator call of `lipjax.generate` (eval mode, the weights
+passed as arguments) on B clips of audio windows and an identity image already on the
+device; frames/s = 16 B / time per call (calls dispatched back to back, blocked at the end);
+the latency of one clip is the median of single calls at B = 1, each blocked before the next.
 (b) `LipGenerator(weights)(waveform, crop, sample_rate=44100)` on 10 s of noise and a 64x64
-crop: the log-mel in JAX, windows of 16 frames with hop 8 (31 windows, in batches of 16),
-blending on the host, uint8 frames back in host memory. The paper: 0.015 s per frame on a
-GTX 1080 Ti.
+crop: the log-mel in JAX, windows of 16 frames with hop 8 (31 windows, in calls of 16, the
+last padded to a power of two), blending on the host, uint8 frames back in host memory.
+The paper: 0.015 s per frame on a GTX 1080 Ti.
 """
 
 from __future__ import annotations
@@ -65,28 +65,27 @@ def random_weights(config_name: str, dtype: str, quick: bool):
 
 def model_alone(weights, batches, args) -> tuple[list[dict], float]:
     """Per batch size: seconds per call, compile seconds, FLOPs; and one clip's latency."""
+    import functools
+
     import jax
-    import jax.numpy as jnp
     import numpy as np
 
-    module = weights.generator()
+    from lipjax.generate import _run_generator
+
+    run = jax.jit(functools.partial(_run_generator, weights.generator()))
     variables = jax.device_put(weights.variables)
-
-    @jax.jit
-    def run(audio, identity):
-        video, _ = module.apply(variables, audio, identity, train=False)
-        return video.astype(jnp.float32)
-
     rng = np.random.default_rng(0)
     results = []
     latency = None
     for batch in batches:
         audio = jax.device_put(rng.standard_normal((batch, 64, 128, 1), np.float32))
-        identity = jax.device_put(rng.uniform(-1, 1, (batch, 64, 64, 3)).astype(np.float32))
+        identity = jax.device_put(rng.uniform(-1, 1, (1, 64, 64, 3)).astype(np.float32))
         try:
-            lowered, compiled, trace_s, compile_s = measure.compile_timed(run, audio, identity)
-            seconds = measure.seconds_per_call(
-                lambda c=compiled, a=audio, i=identity: c(a, i),
+            seconds, compile_s, lowered, compiled = measure.compile_and_time(
+                run,
+                variables,
+                audio,
+                identity,
                 warmup=args.warmup,
                 iterations=args.iterations,
                 repeats=args.repeats,
@@ -98,7 +97,7 @@ def model_alone(weights, batches, args) -> tuple[list[dict], float]:
             break  # larger batches need more
         if batch == 1:
             latency = measure.seconds_per_call(
-                lambda c=compiled, a=audio, i=identity: c(a, i),
+                lambda c=compiled, a=audio, i=identity: c(variables, a, i),
                 warmup=0,
                 iterations=1,
                 repeats=args.latency_repeats,
@@ -107,7 +106,7 @@ def model_alone(weights, batches, args) -> tuple[list[dict], float]:
             {
                 "batch": batch,
                 "seconds": seconds,
-                "compile_s": trace_s + compile_s,
+                "compile_s": compile_s,
                 "flops": measure.step_flops(lowered, compiled),
             }
         )
@@ -116,7 +115,6 @@ def model_alone(weights, batches, args) -> tuple[list[dict], float]:
 
 def whole_generate(weights, args) -> dict:
     """Seconds per `generate()` call on a 10 s utterance, and for its log-mel windows."""
-    import jax
     import numpy as np
 
     from lipjax.audio import SAMPLE_RATE
@@ -130,20 +128,18 @@ def whole_generate(weights, args) -> dict:
     start = time.perf_counter()
     frames = generator(waveform, crop, sample_rate=SAMPLE_RATE)  # compiles
     first = time.perf_counter() - start
-    samples, mel_samples = [], []
-    for _ in range(args.repeats):
-        start = time.perf_counter()
-        generator(waveform, crop, sample_rate=SAMPLE_RATE)
-        samples.append(time.perf_counter() - start)
-        start = time.perf_counter()
-        jax.block_until_ready(generator.windows(waveform)[2])
-        mel_samples.append(time.perf_counter() - start)
+    # Single calls, each finished before the next: what one user request waits.
+    single = {"warmup": 0, "iterations": 1, "repeats": args.repeats}
+    seconds = measure.seconds_per_call(
+        lambda: generator(waveform, crop, sample_rate=SAMPLE_RATE), **single
+    )
+    mel_seconds = measure.seconds_per_call(lambda: generator.windows(waveform)[2], **single)
     return {
         "audio_seconds": seconds_of_audio,
         "frames": len(frames),
         "windows": len(generator.windows(waveform)[1]),
-        "seconds": sorted(samples)[len(samples) // 2],
-        "mel_seconds": sorted(mel_samples)[len(mel_samples) // 2],
+        "seconds": seconds,
+        "mel_seconds": mel_seconds,
         "first_call_s": first,
     }
 
@@ -249,9 +245,11 @@ def run(args) -> list[measure.Table]:
             _, dtype, label = CONFIGS[name]
             for table in (alone, latency_table, whole):
                 table.rows.append([label, "GPU", dtype, measure.NO_GPU])
+    timing = measure.timing_note(
+        repeats=args.repeats, iterations=args.iterations, warmup=args.warmup
+    )
     alone.notes.append(
-        f"Median of {args.repeats} runs of {args.iterations} calls after {args.warmup} "
-        "warm-up calls; inputs already on the device; output float32 left on the device. "
+        f"{timing.capitalize()}; inputs already on the device; output float32 left on the device. "
         "FLOPs from XLA's cost analysis of the lowered call; MFU against the device's dense "
         "peak for the dtype (GPU only)."
     )
@@ -265,9 +263,7 @@ def run(args) -> list[measure.Table]:
         "(each frame is generated twice and blended), so its frames/s is about half the "
         "model-alone figure at the same batch."
     )
-    warning = measure.load_warning()
-    if warning:
-        whole.notes.append(warning)
+    measure.add_load_warning(whole.notes)
     return [alone, latency_table, whole]
 
 
@@ -307,20 +303,13 @@ def parse_args(argv=None) -> argparse.Namespace:
 
     on_gpu = jax.default_backend() == "gpu"
     defaults = (2, 1, 1, 3) if args.quick else ((20, 3, 3, 50) if on_gpu else (2, 1, 3, 5))
-    for name, value in zip(
-        ("iterations", "warmup", "repeats", "latency_repeats"), defaults, strict=True
-    ):
-        if getattr(args, name) is None:
-            setattr(args, name, value)
+    names = ("iterations", "warmup", "repeats", "latency_repeats")
+    measure.set_defaults(args, names, defaults)
     return args
 
 
 def main(argv=None) -> None:
-    measure.ensure_repo_on_path()
-    args = parse_args(argv)
-    tables = run(args)
-    arguments = sys.argv[1:] if argv is None else list(argv)
-    measure.emit(tables, args.json, script=SCRIPT.name, arguments=arguments, quick=args.quick)
+    measure.script_main(SCRIPT, parse_args, run, argv)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
-"""Shared helpers of the benchmark scripts: timing, XLA FLOP and memory figures, device
-peaks, the machine's description, and result tables (markdown on stdout, JSON for run_all).
+"""Shared helpers of the benchmark scripts: the timing loops, XLA FLOP and memory figures,
+device peaks, the machine's description, result tables (markdown on stdout, JSON for
+run_all), worker processes and each script's `main`.
 
 Not a benchmark itself; `benchmarks/*.py` import it (their directory is on sys.path when
 run as `python benchmarks/NAME.py`).
@@ -211,6 +212,18 @@ def seconds_per_call(
     return statistics.median(samples)
 
 
+def compile_and_time(
+    jitted, *args, warmup: int, iterations: int, repeats: int
+) -> tuple[float, float, Any, Any]:
+    """Compiles `jitted` for `args` (cold) and times the compiled call as `seconds_per_call`.
+    Returns (seconds per call, trace + lower + compile seconds, lowered, compiled)."""
+    lowered, compiled, trace_s, compile_s = compile_timed(jitted, *args)
+    seconds = seconds_per_call(
+        lambda: compiled(*args), warmup=warmup, iterations=iterations, repeats=repeats
+    )
+    return seconds, trace_s + compile_s, lowered, compiled
+
+
 def seconds_per_step(
     step: Callable[[Any, Any], tuple[Any, Any]],
     state: Any,
@@ -233,6 +246,11 @@ def seconds_per_step(
         block((state, metrics))
         samples.append((time.perf_counter() - start) / iterations)
     return statistics.median(samples), state
+
+
+def timing_note(*, repeats: int, iterations: int, warmup: int, unit: str = "calls") -> str:
+    """How `seconds_per_call` / `seconds_per_step` measured, for a table's notes."""
+    return f"median of {repeats} runs of {iterations} {unit} after {warmup} warm-up {unit}"
 
 
 # ------------------------------------------------------------------------ tables
@@ -284,6 +302,46 @@ def emit(
         path = pathlib.Path(json_path)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(payload, indent=2))
+
+
+def add_load_warning(notes: list[str]) -> None:
+    """Appends `load_warning()` to a table's notes when the machine was loaded."""
+    warning = load_warning()
+    if warning:
+        notes.append(warning)
+
+
+def set_defaults(args: Any, names: Sequence[str], defaults: Sequence[Any]) -> None:
+    """Sets each argument of `names` left at None on the command line to its default."""
+    for name, value in zip(names, defaults, strict=True):
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+
+
+def script_main(
+    script: pathlib.Path,
+    parse_args: Callable[[Sequence[str] | None], Any],
+    run: Callable[[Any], Sequence[Table]],
+    argv: Sequence[str] | None = None,
+    *,
+    worker: Callable[[Any], dict | None] | None = None,
+) -> None:
+    """A benchmark script's `main`: parse, run, print the tables and write `--json`.
+
+    Scripts with a `worker` (rows measured in processes of their own, `run_worker`) run it
+    when called with `--worker` and report its result; their parent process keeps off the
+    accelerator's memory."""
+    ensure_repo_on_path()
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    if worker is not None and "--worker" not in arguments:
+        keep_off_accelerator_memory()
+    args = parse_args(argv)
+    if worker is not None and args.worker:
+        result = worker(args)
+        if result is not None:
+            report_worker_result(result)
+        return
+    emit(run(args), args.json, script=script.name, arguments=arguments, quick=args.quick)
 
 
 def run_worker(

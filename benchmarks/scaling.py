@@ -20,7 +20,6 @@ forced CPU devices each, joined through a coordinator on 127.0.0.1.
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import os
 import pathlib
@@ -59,42 +58,20 @@ def measure_worker(args) -> dict | None:
             process_id=args.process_id,
         )
     import jax
-    import numpy as np
     import train_step as train_step_benchmark
 
     from lipjax import input_pipeline, sharding
-    from lipjax import train_step as lipjax_step
 
     backend = jax.default_backend()
     config = train_step_benchmark.build_config(args.config, args.dtype, args.quick, backend)
     if args.quick:  # the pixel loss alone: a step that compiles in seconds
         config.loss.update(adversarial=0.0, correlation=0.0, perceptual=0.0)
-    networks = lipjax_step.build_networks(config)
-    optimizers = lipjax_step.make_optimizers(config)
-    key = jax.random.key(0)
-    perceptual = None
-    if networks.perceptual is not None:
-        perceptual = networks.perceptual.init(key, np.zeros((2, 64, 64, 3)), train=False)
-    state = lipjax_step.init_state(networks, config, key, perceptual_variables=perceptual)
-
     mesh = sharding.make_mesh(args.devices)
     sharding.check_batch_size(args.global_batch, mesh)
-    data, replicated = sharding.data_sharding(mesh), sharding.replicated(mesh)
-    state = jax.device_put(state, replicated)
+    step, state = train_step_benchmark.jitted_train_step(config, mesh, jax.random.key(0))
     local_rows = args.global_batch // jax.process_count()
     local = train_step_benchmark.random_batch(local_rows, seed=jax.process_index())
-    batch = input_pipeline.to_global_arrays(local, data)
-    step = jax.jit(
-        functools.partial(
-            lipjax_step.train_step,
-            networks=networks,
-            optimizers=optimizers,
-            loss_config=config.loss,
-        ),
-        in_shardings=(replicated, data),
-        out_shardings=(replicated, replicated),
-        donate_argnums=0,
-    )
+    batch = input_pipeline.to_global_arrays(local, sharding.data_sharding(mesh))
     _, compiled, trace_s, compile_s = measure.compile_timed(step, state, batch)
     seconds, _ = measure.seconds_per_step(
         compiled,
@@ -291,11 +268,13 @@ def run(args) -> list[measure.Table]:
             print(" | ".join(table.rows[-1]), file=sys.stderr, flush=True)
     if backend != "gpu":
         table.rows.append(["strong and weak", "GPUs", "", "", measure.NO_GPU])
+    timing = measure.timing_note(
+        repeats=args.repeats, iterations=args.steps, warmup=args.warmup, unit="steps"
+    )
     table.notes.extend(
         [
             f"Devices: {device_kind or backend}; config {args.config}, {args.dtype}. Step "
-            f"timing: median of {args.repeats} runs of {args.steps} steps after "
-            f"{args.warmup} warm-up steps, the batch resident on the devices.",
+            f"timing: {timing}, the batch resident on the devices.",
             "Efficiency = ideal time / measured time (1.00 is perfect). "
             + (
                 f"Forced CPU devices share the machine's {measure.usable_cores()} cores, so "
@@ -312,9 +291,7 @@ def run(args) -> list[measure.Table]:
             "each (4 in the mesh), coordinator on 127.0.0.1, CPU collectives through gloo; "
             "efficiency against the 1-process 1-device time, as for 4 devices."
         )
-    warning = measure.load_warning()
-    if warning:
-        table.notes.append(warning)
+    measure.add_load_warning(table.notes)
     return [table]
 
 
@@ -357,26 +334,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     else:
         defaults = ("synthetic", "float32", 8, 2, 2, 1, 2)
     names = ("config", "dtype", "strong_batch", "weak_batch", "steps", "warmup", "repeats")
-    for name, value in zip(names, defaults, strict=True):
-        if getattr(args, name) is None:
-            setattr(args, name, value)
+    measure.set_defaults(args, names, defaults)
     return args
 
 
 def main(argv=None) -> None:
-    measure.ensure_repo_on_path()
-    worker = "--worker" in (sys.argv[1:] if argv is None else argv)
-    if not worker:
-        measure.keep_off_accelerator_memory()
-    args = parse_args(argv)
-    if args.worker:
-        result = measure_worker(args)
-        if result is not None:
-            measure.report_worker_result(result)
-        return
-    tables = run(args)
-    arguments = sys.argv[1:] if argv is None else list(argv)
-    measure.emit(tables, args.json, script=SCRIPT.name, arguments=arguments, quick=args.quick)
+    measure.script_main(SCRIPT, parse_args, run, argv, worker=measure_worker)
 
 
 if __name__ == "__main__":

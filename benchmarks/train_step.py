@@ -111,6 +111,37 @@ def random_batch(batch_size: int, seed: int):
     }
 
 
+def jitted_train_step(config, mesh, key):
+    """The training step jitted as `lipjax.train` does it over `mesh` (replicated state,
+    batch split over `data`, the state donated), and a random initial state replicated there
+    (FlowNet and the frozen perceptual encoder random too: they time the same).
+    Returns (step, state)."""
+    import jax
+    import jax.numpy as jnp
+
+    from lipjax import sharding
+    from lipjax import train_step as lipjax_step
+
+    networks = lipjax_step.build_networks(config)
+    perceptual = None
+    if networks.perceptual is not None:
+        perceptual = networks.perceptual.init(key, jnp.zeros((2, 64, 64, 3)), train=False)
+    state = lipjax_step.init_state(networks, config, key, perceptual_variables=perceptual)
+    data, replicated = sharding.data_sharding(mesh), sharding.replicated(mesh)
+    step = jax.jit(
+        functools.partial(
+            lipjax_step.train_step,
+            networks=networks,
+            optimizers=lipjax_step.make_optimizers(config),
+            loss_config=config.loss,
+        ),
+        in_shardings=(replicated, data),
+        out_shardings=(replicated, replicated),
+        donate_argnums=0,
+    )
+    return step, jax.device_put(state, replicated)
+
+
 def available_host_bytes() -> int | None:
     try:
         for line in pathlib.Path("/proc/meminfo").read_text().splitlines():
@@ -123,37 +154,16 @@ def available_host_bytes() -> int | None:
 
 def measure_row(args: argparse.Namespace) -> dict:
     import jax
-    import jax.numpy as jnp
 
     from lipjax import sharding
-    from lipjax import train_step as lipjax_step
 
     backend = jax.default_backend()
     config = build_config(args.config, args.dtype, args.quick, backend)
-    networks = lipjax_step.build_networks(config)
-    optimizers = lipjax_step.make_optimizers(config)
-    key = jax.random.key(0)
-    perceptual = None
-    if networks.perceptual is not None:  # frozen in training; random weights time the same
-        perceptual = networks.perceptual.init(key, jnp.zeros((2, 64, 64, 3)), train=False)
-    state = lipjax_step.init_state(networks, config, key, perceptual_variables=perceptual)
-
     mesh = sharding.make_mesh(1)
-    data, replicated = sharding.data_sharding(mesh), sharding.replicated(mesh)
-    state = jax.device_put(state, replicated)
+    step, state = jitted_train_step(config, mesh, jax.random.key(0))
+    data = sharding.data_sharding(mesh)
     host_batches = [random_batch(args.batch, seed) for seed in range(2)]
     resident = jax.device_put(host_batches[0], data)
-    step = jax.jit(
-        functools.partial(
-            lipjax_step.train_step,
-            networks=networks,
-            optimizers=optimizers,
-            loss_config=config.loss,
-        ),
-        in_shardings=(replicated, data),
-        out_shardings=(replicated, replicated),
-        donate_argnums=0,
-    )
     lowered, compiled, trace_s, compile_s = measure.compile_timed(step, state, resident)
     plan = measure.compiled_memory_bytes(compiled)
     result = {
@@ -395,10 +405,12 @@ def run(args: argparse.Namespace) -> list[measure.Table]:
 
 
 def notes(results: dict[str, dict], args: argparse.Namespace) -> list[str]:
+    timing = measure.timing_note(
+        repeats=args.repeats, iterations=args.steps, warmup=args.warmup, unit="steps"
+    )
     lines = [
-        f"Timing: median of {args.repeats} runs of {args.steps} steps after {args.warmup} "
-        "warm-up steps; one step = one discriminator update plus one generator, correlation "
-        "and FlowNet update (SPEC). Random parameters and data.",
+        f"Timing: {timing}; one step = one discriminator update plus one generator, "
+        "correlation and FlowNet update (SPEC). Random parameters and data.",
         "Compile = trace and lower + XLA compile of the whole step, cold (no cache).",
         "FLOPs: XLA's cost analysis of the lowered step (the transposed convolutions count "
         "the zeros of their stride-dilated input, so the transposed rows overstate useful "
@@ -417,9 +429,7 @@ def notes(results: dict[str, dict], args: argparse.Namespace) -> list[str]:
             "outputs + temporaries - donated buffers) stands in for it. The paper-size rows "
             "use conv3d_impl=taps on CPU (the same function, faster there)."
         )
-    warning = measure.load_warning()
-    if warning:
-        lines.append(warning)
+    measure.add_load_warning(lines)
     return lines
 
 
@@ -461,23 +471,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     on_cpu = jax.default_backend() == "cpu"
     # CPU: a paper-size step takes minutes there (73 s at batch 2 on 2 loaded cores).
     defaults = (2, 1, 1) if args.quick else ((1, 1, 2) if on_cpu else (20, 3, 3))
-    for name, value in zip(("steps", "warmup", "repeats"), defaults, strict=True):
-        if getattr(args, name) is None:
-            setattr(args, name, value)
+    measure.set_defaults(args, ("steps", "warmup", "repeats"), defaults)
     return args
 
 
 def main(argv=None) -> None:
-    measure.ensure_repo_on_path()
-    if "--worker" not in (sys.argv[1:] if argv is None else argv):
-        measure.keep_off_accelerator_memory()
-    args = parse_args(argv)
-    if args.worker:
-        measure.report_worker_result(measure_row(args))
-        return
-    tables = run(args)
-    arguments = sys.argv[1:] if argv is None else list(argv)
-    measure.emit(tables, args.json, script=SCRIPT.name, arguments=arguments, quick=args.quick)
+    measure.script_main(SCRIPT, parse_args, run, argv, worker=measure_row)
 
 
 if __name__ == "__main__":

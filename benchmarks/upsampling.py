@@ -16,6 +16,7 @@ timed once. Sub-pixel (Conv3D to 4x channels, then depth-to-space) spans the sam
 from __future__ import annotations
 
 import argparse
+import functools
 import pathlib
 import sys
 
@@ -30,22 +31,18 @@ VARIANTS = (
 )
 
 
-class _Timer:
-    def __init__(self, args):
-        self.args = args
+def time_function(args, function, *inputs) -> tuple[float, float]:
+    """(seconds per call, compile seconds) of `function` of `inputs`, jitted."""
+    import jax
 
-    def __call__(self, function, *inputs) -> tuple[float, float]:
-        """(seconds per call, compile seconds) of a jitted function of `inputs`."""
-        import jax
-
-        _, compiled, trace_s, compile_s = measure.compile_timed(jax.jit(function), *inputs)
-        seconds = measure.seconds_per_call(
-            lambda: compiled(*inputs),
-            warmup=self.args.warmup,
-            iterations=self.args.iterations,
-            repeats=self.args.repeats,
-        )
-        return seconds, trace_s + compile_s
+    seconds, compile_s, _, _ = measure.compile_and_time(
+        jax.jit(function),
+        *inputs,
+        warmup=args.warmup,
+        iterations=args.iterations,
+        repeats=args.repeats,
+    )
+    return seconds, compile_s
 
 
 def upsampling_blocks(mode: str, impl: str, dtype, width: float):
@@ -103,7 +100,7 @@ def measure_backend(args) -> list[dict]:
     if args.quick:
         configs.smoke(config)
     model = config.model
-    time_it = _Timer(args)
+    time_it = functools.partial(time_function, args)
     key = jax.random.key(0)
     results = []
     for dtype_name in args.dtypes.split(","):
@@ -197,14 +194,15 @@ def run(args) -> list[measure.Table]:
         for dtype in ("float32", "bfloat16"):
             for mode, impl in VARIANTS:
                 table.rows.append([mode, impl, "GPU", dtype, "", measure.NO_GPU])
-    table.notes.append(
-        f"Median of {args.repeats} runs of {args.iterations} calls after {args.warmup} "
-        "warm-up calls. Training mode (BatchNorm on batch statistics); fwd + bwd = gradients "
-        "of sum(output) with respect to the parameters (and, for the blocks, their input)."
+    timing = measure.timing_note(
+        repeats=args.repeats, iterations=args.iterations, warmup=args.warmup
     )
-    warning = measure.load_warning()
-    if warning:
-        table.notes.append(warning)
+    table.notes.append(
+        f"{timing.capitalize()}. Training mode (BatchNorm on batch statistics); fwd + bwd = "
+        "gradients of sum(output) with respect to the parameters (and, for the blocks, their "
+        "input)."
+    )
+    measure.add_load_warning(table.notes)
     return [table]
 
 
@@ -235,18 +233,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     if not args.dtypes:
         args.dtypes = "float32,bfloat16" if on_gpu else "float32"
     defaults = (2, 1, 1) if args.quick else ((10, 2, 3) if on_gpu else (1, 1, 3))
-    for name, value in zip(("iterations", "warmup", "repeats"), defaults, strict=True):
-        if getattr(args, name) is None:
-            setattr(args, name, value)
+    names = ("iterations", "warmup", "repeats")
+    measure.set_defaults(args, names, defaults)
     return args
 
 
 def main(argv=None) -> None:
-    measure.ensure_repo_on_path()
-    args = parse_args(argv)
-    tables = run(args)
-    arguments = sys.argv[1:] if argv is None else list(argv)
-    measure.emit(tables, args.json, script=SCRIPT.name, arguments=arguments, quick=args.quick)
+    measure.script_main(SCRIPT, parse_args, run, argv)
 
 
 if __name__ == "__main__":
