@@ -10,7 +10,9 @@ The builders count and list those in a build report (`BuildReport`), never crop 
 Decoding uses PyAV (FFmpeg). Each frame is read both as RGB (for the crop) and as its
 luma plane (for dlib), so no colour conversion runs in Python. The crop is the SPEC rule
 of `lipjax.crop`, computed on a region around the mouth rather than the whole frame
-(the same pixels, several times faster on 640 x 480 video).
+(the same pixels, several times faster on 640 x 480 video). Each crop's box is stored
+with it (`crop_box`, with the video's path as `source_video`), so that evaluation can
+paste generated crops back into their frames (`lipjax.real_lmd`).
 """
 
 from __future__ import annotations
@@ -61,6 +63,8 @@ class Utterance:
     `key` is unique within a split (GRID ids repeat across speakers, so it holds both).
     `audio` is None when the audio is the video's own track. `transcript` is a GRID
     .align file or an LRW/LDC .txt file (`transcript_format` "grid_align", "lrw", "text").
+    `source` is the video's path relative to the corpus's manual_dir (stored as
+    `source_video`; the builders set it, default the file name).
     """
 
     key: str
@@ -70,6 +74,7 @@ class Utterance:
     audio: str | None = None
     transcript: str | None = None
     transcript_format: str = "text"
+    source: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -238,6 +243,16 @@ def crop_video(
     """`lipjax.crop.crop_video` computed on a region around each box: the same crops
     (T, 64, 64, 3) uint8 and crop-pixel landmarks (T, 20, 2), without filtering the
     whole frame."""
+    crops, crop_landmarks, _ = crop_video_and_boxes(frames, mouth_landmarks, smoothing_window)
+    return crops, crop_landmarks
+
+
+def crop_video_and_boxes(
+    frames: np.ndarray, mouth_landmarks: np.ndarray, smoothing_window: int = 1
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`crop_video`, and each crop's box (T, 3) float32 as (centre x, centre y, half-size
+    r) in frame pixels: `lipjax.crop.crop_frame(frame, box[:2], box[2])` cuts the crop and
+    `lipjax.crop.paste_frame` puts one back."""
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3:
         raise ValueError(f"frames: expected (T, H, W, 3) RGB video, got shape {frames.shape}")
@@ -250,7 +265,9 @@ def crop_video(
     crops = np.stack(
         [_crop_region(f, c, r) for f, c, r in zip(frames, centres, half_sizes, strict=True)]
     )
-    return crops, crop.landmarks_to_crop(np.asarray(mouth_landmarks), centres, half_sizes)
+    crop_landmarks = crop.landmarks_to_crop(np.asarray(mouth_landmarks), centres, half_sizes)
+    boxes = np.concatenate([centres, np.asarray(half_sizes)[:, None]], axis=1)
+    return crops, crop_landmarks, boxes.astype(np.float32)
 
 
 def _crop_region(frame: np.ndarray, centre: np.ndarray, half_size: float) -> np.ndarray:
@@ -307,7 +324,7 @@ def preprocess(
         raise SkipUtterance("no_face", str(error)) from None
     except landmarks.LandmarkFileError as error:
         raise SkipUtterance("bad_landmarks", str(error)) from None
-    crops, crop_landmarks = crop_video(frames, mouth, options.smoothing_window)
+    crops, crop_landmarks, boxes = crop_video_and_boxes(frames, mouth, options.smoothing_window)
     text, words = read_transcript(utterance, num_frames / VIDEO_FPS)
     return {
         "frames": crops,
@@ -320,6 +337,8 @@ def preprocess(
         "phonemes": features.events([], "phoneme"),
         "words": features.events(words, "word"),
         "av_delay_frames": features.UNKNOWN_DELAY,
+        "crop_box": boxes,
+        "source_video": utterance.source or video_path.name,
     }
 
 

@@ -104,6 +104,16 @@ class UncompressedArrayRecordWriter(writer_lib.ExampleWriter):
         return None
 
 
+def _with_source(utterance: preprocess.Utterance, manual_dir: pathlib.Path) -> preprocess.Utterance:
+    """The utterance with its video's path relative to `manual_dir` as its `source`."""
+    video = pathlib.Path(utterance.video)
+    try:
+        source = video.relative_to(manual_dir).as_posix()
+    except ValueError:  # not under manual_dir: the file name
+        source = video.name
+    return dataclasses.replace(utterance, source=source)
+
+
 def _process(args) -> preprocess.Outcome:
     utterance, options = args
     return preprocess.process(utterance, options)
@@ -129,7 +139,7 @@ class RealCorpusBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True)
     def _info(self) -> tfds.core.DatasetInfo:
         return self.dataset_info_from_configs(
             description=self.DESCRIPTION,
-            features=features.lip_features(),
+            features=features.real_corpus_features(),
             supervised_keys=None,
             homepage=self.HOMEPAGE,
         )
@@ -152,7 +162,10 @@ class RealCorpusBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True)
             raise FileNotFoundError(
                 f"manual_dir {manual_dir} does not exist. {self.MANUAL_DOWNLOAD_INSTRUCTIONS}"
             )
-        splits = self.list_splits(manual_dir)
+        splits = {
+            split: [_with_source(u, manual_dir) for u in utterances]
+            for split, utterances in self.list_splits(manual_dir).items()
+        }
         for split, utterances in list(splits.items()):
             logger.info("%s %s: %d utterances", self.name, split, len(utterances))
             if not utterances:

@@ -111,3 +111,60 @@ def crop_video(
         [crop_frame(f, c, r, size) for f, c, r in zip(frames, centres, half_sizes, strict=True)]
     )
     return crops, landmarks_to_crop(np.asarray(mouth_landmarks), centres, half_sizes, size)
+
+
+def paste_frame(
+    frame: np.ndarray,
+    crop: np.ndarray,
+    centre: np.ndarray,
+    half_size: float,
+    feather: float = 0.0,
+) -> np.ndarray:
+    """The inverse of `crop_frame`: `frame` (H, W, 3) uint8 with `crop` (size, size, 3)
+    resized back onto the square of half-size `half_size` around `centre` (x, y).
+
+    Every frame pixel whose centre lies in the square takes the crop's bilinear value at
+    the point `crop_frame` sampled there (sub-pixel exact: no rounding of the box); pixels
+    outside it keep the frame's. `feather` > 0 blends the outer `feather` crop pixels of
+    each side into the frame with a smoothstep, hiding the edge; 0 pastes as is.
+    """
+    frame = np.asarray(frame)
+    crop = np.asarray(crop)
+    if frame.ndim != 3 or frame.shape[2] != 3:
+        raise ValueError(f"frame: expected (H, W, 3) RGB, got shape {frame.shape}")
+    size = crop.shape[0]
+    if crop.shape != (size, size, 3):
+        raise ValueError(f"crop: expected a square (size, size, 3) RGB crop, got {crop.shape}")
+    if not half_size > 0:
+        raise ValueError(f"half_size: expected a positive box size, got {half_size}")
+    out = frame.copy()
+    height, width = frame.shape[:2]
+    # Pixels j whose centre j + 0.5 lies in [cx - r, cx + r] (the same in y).
+    x0 = max(int(np.ceil(centre[0] - half_size - 0.5)), 0)
+    x1 = min(int(np.floor(centre[0] + half_size - 0.5)) + 1, width)
+    y0 = max(int(np.ceil(centre[1] - half_size - 0.5)), 0)
+    y1 = min(int(np.floor(centre[1] + half_size - 0.5)) + 1, height)
+    if x1 <= x0 or y1 <= y0:
+        return out
+    scale = 2.0 * half_size / size  # frame pixels per crop pixel
+    # Crop array coordinates of the frame pixels' centres (crop_frame's map, inverted).
+    us = (np.arange(x0, x1) + 0.5 - (centre[0] - half_size)) / scale - 0.5
+    vs = (np.arange(y0, y1) + 0.5 - (centre[1] - half_size)) / scale - 0.5
+    rows, cols = np.meshgrid(vs, us, indexing="ij")
+    image = crop.astype(np.float32)
+    pasted = np.stack(
+        [
+            scipy.ndimage.map_coordinates(image[..., c], (rows, cols), order=1, mode="nearest")
+            for c in range(3)
+        ],
+        axis=-1,
+    )
+    if feather > 0:
+        # Distance to the square's nearest side, in crop pixels, as weights 0..1.
+        edge = np.minimum(np.minimum(rows + 0.5, size - 0.5 - rows),
+                          np.minimum(cols + 0.5, size - 0.5 - cols))  # fmt: skip
+        ramp = np.clip(edge / feather, 0.0, 1.0)[..., None]
+        alpha = ramp * ramp * (3.0 - 2.0 * ramp)
+        pasted = alpha * pasted + (1.0 - alpha) * frame[y0:y1, x0:x1].astype(np.float32)
+    out[y0:y1, x0:x1] = np.clip(np.rint(pasted), 0, 255).astype(np.uint8)
+    return out

@@ -56,4 +56,6 @@ def test_dummy_build(dummy):
         assert _text(example["speaker"]) not in ("F02", "M01")
         assert len(_text(example["text"]).split()) == 6  # the .txt beside the video
         assert example["frames"].shape[1:] == (64, 64, 3)
+        assert example["crop_box"].shape == (len(example["frames"]), 3)
+        assert (DUMMY / _text(example["source_video"])).is_file()
         assert example["log_mel"].shape == (4 * len(example["frames"]), 128)

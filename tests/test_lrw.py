@@ -48,6 +48,8 @@ def test_dummy_build(dummy):
         word, clip = _text(example["utterance"]).split("/")
         assert clip.startswith(word + "_") and _text(example["text"]) == word
         assert example["frames"].shape == (29, 64, 64, 3)  # LRW clips: 29 frames
+        assert example["crop_box"].shape == (29, 3)  # where each crop came from
+        assert (DUMMY / _text(example["source_video"])).is_file()
         assert example["log_mel"].shape == (116, 128)
         (start,), (end,) = example["words"]["start"], example["words"]["end"]
         assert start < 29 / 25 / 2 < end  # the word is in the middle of the clip
