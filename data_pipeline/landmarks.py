@@ -148,6 +148,15 @@ class DlibLandmarks:
             return None
         return boxes[int(np.argmax(scores))]
 
+    def detect_landmarks(self, gray: np.ndarray) -> np.ndarray | None:
+        """All 68 points (68, 2) of the highest-scoring face in one grey image (H, W)
+        uint8, detected afresh (no tracking), or None when there is no face."""
+        box = self.detect(gray)
+        if box is None:
+            return None
+        _, predictor = _dlib_models()
+        return _points(predictor(gray, box))
+
     def face_landmarks(self, gray: np.ndarray) -> np.ndarray:
         """All 68 points (T, 68, 2) of a grey video (T, H, W) uint8."""
         _, predictor = _dlib_models()

@@ -8,10 +8,11 @@ Every window of a split is scored in three rows:
   ground_truth  the real clip: the ceiling of the no-reference metrics (CPBD, LSE-D, LSE-C);
                 the metrics against the real clip (LMD, PSNR, SSIM) are left out of it, as
                 they are trivially perfect there.
-Metrics: LMD between lip landmarks of the real and the scored clip; PSNR and colour SSIM
-against the real clip (lipjax.metrics); CPBD sharpness; and, given a sync expert
-(lipjax.sync_expert.SyncScorer), LSE-D, LSE-C and the audio-visual offset of the clip
-against the window's audio.
+Metrics: LMD between lip landmarks of the real and the scored clip (from a landmark model
+on the crops, or on real corpora dlib on the crops pasted back into their frames,
+lipjax.real_lmd); PSNR and colour SSIM against the real clip (lipjax.metrics); CPBD
+sharpness; and, given a sync expert (lipjax.sync_expert.SyncScorer), LSE-D, LSE-C and the
+audio-visual offset of the clip against the window's audio.
 """
 
 from __future__ import annotations
@@ -73,13 +74,16 @@ class LandmarkScorer:
 
 
 def _reference_metrics(real_u8, clip_u8, real_landmarks, clip_landmarks) -> dict[str, np.ndarray]:
-    """Per-clip LMD, PSNR (each frame capped at 100 dB) and colour SSIM, arrays (B,)."""
+    """Per-clip LMD (unless the landmarks are None), PSNR (each frame capped at 100 dB) and
+    colour SSIM, arrays (B,)."""
     psnr = np.minimum(metrics.psnr_per_frame(real_u8, clip_u8), metrics.PSNR_CAP_DB)
-    return {
-        "lmd": np.asarray(metrics.landmark_distance(real_landmarks, clip_landmarks)),
+    values = {
         "psnr": psnr.mean(axis=1),
         "ssim": metrics.ssim_per_frame(real_u8, clip_u8).mean(axis=1),
     }
+    if real_landmarks is not None:
+        values["lmd"] = np.asarray(metrics.landmark_distance(real_landmarks, clip_landmarks))
+    return values
 
 
 def _sync_metrics(sync, clips: np.ndarray, audio: np.ndarray, start: int) -> dict:
@@ -90,13 +94,14 @@ def _sync_metrics(sync, clips: np.ndarray, audio: np.ndarray, start: int) -> dic
 def evaluate(
     generate: Callable[[dict], np.ndarray],
     batches: Iterable[tuple[dict, np.ndarray]],
-    landmarks: LandmarkScorer,
+    landmarks: LandmarkScorer | None,
     num_samples: int = 4,
     max_batches: int = 0,
     *,
     sharpness: bool = True,
     sync: Callable[[np.ndarray, np.ndarray, int], dict] | None = None,
     sync_audio: Callable[[dict, np.ndarray], tuple[np.ndarray, int]] | None = None,
+    frame_lmd: Callable[[dict, np.ndarray, dict[str, np.ndarray]], dict] | None = None,
 ) -> EvalResult:
     """Runs `generate(batch) -> (B, 16, 64, 64, 3)` over (batch, mask) pairs and scores the
     model, static and ground-truth rows.
@@ -108,6 +113,11 @@ def evaluate(
     against the batch's audio windows (audio_start 0), or against what
     `sync_audio(batch, mask)` returns, e.g. the window's audio with context around it
     as (log_mel of the valid rows, the clip frame where it starts).
+
+    `frame_lmd(batch, valid, {"model": clips, "static": clips})`, e.g. a
+    lipjax.real_lmd.RealLmdScorer, gives the per-clip LMD of each row instead of
+    `landmarks` (which may then be None; with neither, no LMD). Its uint8 clips are the
+    valid rows; a clip it cannot score is NaN, and row means leave NaN clips out.
     """
     per_clip: dict[str, list[np.ndarray]] = {}
     samples: dict[str, list] = {
@@ -135,11 +145,17 @@ def evaluate(
         for key in ID_KEYS:
             record(key, np.asarray(batch.get(key, np.full(len(valid), -1)))[valid])
 
-        real_landmarks = landmarks(real)
+        crop_lmd = landmarks is not None and frame_lmd is None
+        real_landmarks = landmarks(real) if crop_lmd else None
         for row, clip, clip_u8 in (("model", fake, fake_u8), ("static", static, static_u8)):
-            values = _reference_metrics(real_u8, clip_u8, real_landmarks, landmarks(clip))
+            clip_landmarks = landmarks(clip) if crop_lmd else None
+            values = _reference_metrics(real_u8, clip_u8, real_landmarks, clip_landmarks)
             for name, value in values.items():
                 record(f"{row}_{name}", value)
+        if frame_lmd is not None:
+            pasted = frame_lmd(batch, valid, {"model": fake_u8, "static": static_u8})
+            for row, value in pasted.items():
+                record(f"{row}_lmd", value)
         if sharpness:
             record("model_cpbd", metrics.cpbd_per_frame(fake_u8).mean(axis=1))
             record("static_cpbd", metrics.cpbd_per_frame(static_u8[:, 0]))  # one frame, repeated
@@ -169,7 +185,8 @@ def evaluate(
     for name, values in columns.items():
         row = next((r for r in ROWS if name.startswith(f"{r}_")), None)
         if row is not None:
-            means[row][name[len(row) + 1 :]] = float(np.mean(values))
+            finite = values[np.isfinite(values)]  # NaN: a clip a metric could not score
+            means[row][name[len(row) + 1 :]] = float(np.mean(finite)) if finite.size else np.nan
     return EvalResult(
         model=means["model"],
         static=means["static"],

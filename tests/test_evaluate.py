@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import pathlib
 
 import jax
 import numpy as np
@@ -121,8 +122,11 @@ def _config(data_dir):
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory, data_dir):
     """A run folder as training leaves it: config.json and a checkpoint of step 3."""
-    config = _config(data_dir)
-    run = tmp_path_factory.mktemp("run")
+    return _write_run(_config(data_dir), tmp_path_factory.mktemp("run"))
+
+
+def _write_run(config, run):
+    """config.json and an untrained generator's checkpoint of step 3 in `run`."""
     (run / "config.json").write_text(config.to_json_best_effort(indent=2))
     networks = train_step.build_networks(config)
     inputs = train_step.example_inputs(1)
@@ -197,3 +201,29 @@ def test_the_offset_study_tool_on_a_built_dataset(data_dir, tmp_path):
     with pytest.raises(ValueError, match="split"):
         offset_study.main(["--dataset=synthetic_lips/tiny", f"--data_dir={data_dir}",
                            "--split=dev", f"--output={tmp_path}"])  # fmt: skip
+
+
+def test_a_real_corpus_gets_dlib_lmd_on_pasted_crops(tmp_path):
+    """grid's dummy data end to end: the LMD comes from dlib on the crops pasted back into
+    the source videos (rendered faces, which dlib does not see: every frame is counted as
+    faceless and the LMD is NaN, nothing crashes); without a manual_dir it is left out."""
+    import data_pipeline
+    from lipjax import input_pipeline
+
+    config = _config(str(tmp_path / "tfds"))
+    config.dataset = "grid"
+    config.manual_dir = str(pathlib.Path(data_pipeline.__file__).parent / "grid" / "dummy_data")
+    (tmp_path / "run").mkdir()
+    run = _write_run(config, tmp_path / "run")
+    summary = evaluate.run(config, str(run), "test", tmp_path / "eval", sync_expert=None,
+                           sharpness=False, max_batches=1, num_samples=1)  # fmt: skip
+    rows = summary["rows"]
+    assert np.isnan(rows["model"]["lmd"]) and np.isnan(rows["static"]["lmd"])
+    assert np.isfinite(rows["model"]["psnr"]) and "lmd" not in rows["ground_truth"]
+    markdown = (tmp_path / "eval" / "results.md").read_text()
+    assert "dlib on the crops pasted back" in markdown
+    assert "model: 0 of 64 frames scored (64 without a face in the real frame" in markdown, markdown
+
+    source = input_pipeline.load_builder("grid", config.data_dir).as_data_source(split="test")
+    scorer, reason = evaluate._real_lmd(config, source, "")
+    assert scorer is None and "LMD left out" in reason
