@@ -1,0 +1,325 @@
+"""Reruns the paper's Tables 2 and 3 on our corpus and writes `experiments/RESULTS.md`.
+
+    python -m lipjax.reproduce --workdir=runs/tables --steps=2000
+    python -m lipjax.reproduce --workdir=runs/tables --steps=2000 --only=table2_e,table3_chung
+
+Every experiment (the nine columns of Table 2 and the two baselines of Table 3, all
+`experiments/<name>.py:<variant>`, CPU-sized on synthetic_lips/small by default) is
+trained for the same number of steps with the same seed, from ONE shared FlowNet and
+perceptual-autoencoder pretraining (WORKDIR/pretrain), then its best checkpoint by
+validation LMD is evaluated on the test split (unseen speakers) beside the static baseline
+and the ground truth. Runs resume: a finished experiment is not trained or evaluated
+again, an interrupted one goes on from its last checkpoint. The results file is rewritten
+after every experiment; text under its "## Discussion" heading is kept.
+"""
+
+from __future__ import annotations
+
+import datetime
+import importlib.util
+import json
+import os
+import pathlib
+import platform
+import time
+from typing import Any
+
+import ml_collections
+from absl import app, flags, logging
+
+EXPERIMENTS_DIR = pathlib.Path(__file__).resolve().parents[1] / "experiments"
+TABLE_2 = tuple(f"table2_{column}" for column in "abcdefghi")
+TABLE_3 = ("table3_chung", "table3_vondrick")
+EXPERIMENTS = TABLE_2 + TABLE_3
+METRICS = ("lmd", "ssim", "psnr", "cpbd", "lse_d", "lse_c")
+HEADERS = {
+    "lmd": "LMD ↓",
+    "ssim": "SSIM ↑",
+    "psnr": "PSNR ↑",
+    "cpbd": "CPBD ↑",
+    "lse_d": "LSE-D ↓",
+    "lse_c": "LSE-C ↑",
+}
+# The paper's numbers on GRID (Table 2 columns; Table 3 GRID columns), for the ordering.
+PAPER_GRID = {
+    "table2_a": {"lmd": 1.24, "ssim": 0.77, "psnr": 29.36, "cpbd": 0.01},
+    "table2_b": {"lmd": 1.31, "ssim": 0.71, "psnr": 29.79, "cpbd": 0.18},
+    "table2_c": {"lmd": 1.38, "ssim": 0.72, "psnr": 29.66, "cpbd": 0.17},
+    "table2_d": {"lmd": 1.31, "ssim": 0.70, "psnr": 29.80, "cpbd": 0.21},
+    "table2_e": {"lmd": 1.18, "ssim": 0.73, "psnr": 29.98, "cpbd": 0.18},
+    "table2_f": {"lmd": 1.96, "ssim": 0.52, "psnr": 28.6, "cpbd": 0.22},
+    "table2_g": {"lmd": 1.39, "ssim": 0.68, "psnr": 29.59, "cpbd": 0.19},
+    "table2_h": {"lmd": 1.42, "ssim": 0.59, "psnr": 29.46, "cpbd": 0.18},
+    "table2_i": {"lmd": 1.40, "ssim": 0.66, "psnr": 29.51, "cpbd": 0.21},
+    "table3_vondrick": {"lmd": 2.38, "ssim": 0.60, "psnr": 28.45, "cpbd": 0.129},
+    "table3_chung": {"lmd": 1.35, "ssim": 0.74, "psnr": 29.36, "cpbd": 0.016},
+    "ground_truth": {"lmd": 0.0, "cpbd": 0.141},
+}
+DISCUSSION = "## Discussion"
+
+
+def load_experiment(name: str, variant: str) -> ml_collections.ConfigDict:
+    """`get_config(variant)` of experiments/<name>.py."""
+    path = EXPERIMENTS_DIR / f"{name}.py"
+    if not path.is_file():
+        raise FileNotFoundError(f"experiment {name!r}: no config file {path}")
+    spec = importlib.util.spec_from_file_location(f"lipjax_experiment_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config(variant)
+
+
+def kendall_tau(first: list[float], second: list[float]) -> float:
+    """Kendall's rank correlation (tau-a) of two equally long score lists."""
+    n = len(first)
+    if n < 2:
+        return float("nan")
+    concordant = discordant = 0
+    for i in range(n):
+        for j in range(i + 1, n):
+            product = (first[i] - first[j]) * (second[i] - second[j])
+            concordant += product > 0
+            discordant += product < 0
+    return (concordant - discordant) / (n * (n - 1) / 2)
+
+
+def _switches(config: ml_collections.ConfigDict) -> str:
+    """The losses and discriminator of a config, in the paper's terms."""
+    loss = config.loss
+    architecture = config.model.get("architecture", "paper")
+    parts = [] if architecture == "paper" else [architecture]
+    parts += [name for name in ("pixel", "perceptual") if loss[name] > 0]
+    if loss.correlation > 0:
+        parts.append("corr" if loss.correlation_mode == "derivative" else "corr (non-deriv.)")
+    if loss.adversarial > 0:
+        parts.append(f"gen ({loss.discriminator})")
+    return ", ".join(parts)
+
+
+def _format(metric: str, value: float | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value:.3f}" if metric in ("lmd", "ssim", "cpbd") else f"{value:.2f}"
+
+
+def _machine() -> str:
+    import jax
+
+    device = jax.devices()[0]
+    kind = device.device_kind if device.platform != "cpu" else platform.processor() or "CPU"
+    return (
+        f"{len(jax.devices())} x {device.platform} ({kind}), {os.cpu_count()} host cores; "
+        f"Python {platform.python_version()}, jax {jax.__version__}"
+    )
+
+
+def render(records: dict[str, dict], settings: dict[str, Any], discussion: str) -> str:
+    """The markdown of RESULTS.md from the finished experiments' records."""
+    lines = [
+        "# The paper's tables on our synthetic corpus",
+        "",
+        "Generated by `lipjax.reproduce`; rerun with:",
+        "",
+        "```bash",
+        settings["command"],
+        "```",
+        "",
+        f"- Dataset `{settings['dataset']}`, split `{settings['split']}` (unseen speakers); "
+        f"config variant `{settings['variant']}` (CPU-sized models, see "
+        "`lipjax.configs.cpu_sized`), batch {settings['batch_size']}, "
+        f"{settings['steps']} steps, seed {settings['seed']}, one shared FlowNet and "
+        "perceptual pretraining; each row is the checkpoint with the best validation LMD.",
+        f"- Machine: {settings['machine']}. Written {settings['date']}.",
+        "- LMD is measured with our lip-landmark regressor (synthetic data), CPBD is our own "
+        "implementation, LSE-D/LSE-C come from our sync expert; the paper's columns are its "
+        "GRID figures (dlib landmarks on real video), for the ordering only.",
+        "",
+    ]
+    metrics = [m for m in METRICS if any(m in r["rows"]["model"] for r in records.values())]
+    header = ["row", "losses", "steps", "train min"] + [HEADERS[m] for m in metrics]
+    header += [f"paper {HEADERS[m]}" for m in ("lmd", "ssim", "psnr", "cpbd")]
+    lines += ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    first = next(iter(records.values()), None)
+    for row in ("static", "ground_truth"):
+        if first is None:
+            break
+        values = first["rows"].get(row, {})
+        paper = PAPER_GRID.get(row, {})
+        cells = [row.replace("_", " "), "—", "—", "—"]
+        cells += [_format(m, values.get(m)) for m in metrics]
+        cells += [_format(m, paper.get(m)) for m in ("lmd", "ssim", "psnr", "cpbd")]
+        lines.append("| " + " | ".join(cells) + " |")
+    for name, record in records.items():
+        values, paper = record["rows"]["model"], PAPER_GRID.get(name, {})
+        cells = [name, record["losses"], str(record["steps"]), f"{record['train_minutes']:.0f}"]
+        cells += [_format(m, values.get(m)) for m in metrics]
+        cells += [_format(m, paper.get(m)) for m in ("lmd", "ssim", "psnr", "cpbd")]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "## Ordering against the paper", ""]
+    ranked = [n for n in records if n in PAPER_GRID]
+    for metric, lower_better in (("lmd", True), ("ssim", False), ("psnr", False), ("cpbd", False)):
+        names = [n for n in ranked if metric in records[n]["rows"]["model"]]
+        if len(names) < 2:
+            continue
+        ours = [records[n]["rows"]["model"][metric] for n in names]
+        theirs = [PAPER_GRID[n][metric] for n in names]
+        order = sorted(names, key=lambda n: records[n]["rows"]["model"][metric])
+        if not lower_better:
+            order.reverse()
+        lines.append(
+            f"- {HEADERS[metric]}: ours best to worst {', '.join(order)}; Kendall's tau with "
+            f"the paper's {kendall_tau(ours, theirs):+.2f} over {len(names)} rows."
+        )
+    lines += ["", DISCUSSION, "", discussion.strip() or "(to be written from the rows above)", ""]
+    return "\n".join(lines)
+
+
+def _existing_discussion(path: pathlib.Path) -> str:
+    if not path.is_file():
+        return ""
+    text = path.read_text()
+    return text.split(DISCUSSION, 1)[1] if DISCUSSION in text else ""
+
+
+def run_experiment(
+    name: str, config: ml_collections.ConfigDict, workdir: pathlib.Path, split: str, sync: bool
+) -> dict:
+    """Trains (or resumes) one experiment and evaluates its best checkpoint on `split`."""
+    from lipjax import evaluate, train
+
+    record_path = workdir / name / "reproduce.json"
+    if record_path.is_file():
+        record = json.loads(record_path.read_text())
+        if record["steps"] == config.num_steps and record["split"] == split:
+            return record
+    started = time.perf_counter()
+    train.train_and_evaluate(config, str(workdir / name))
+    minutes = (time.perf_counter() - started) / 60
+    summary = evaluate.run(
+        config,
+        str(workdir / name / "best"),
+        split,
+        workdir / name / f"eval_{split}",
+        sync_expert="" if sync else None,
+    )
+    record = {
+        "steps": config.num_steps,
+        "split": split,
+        "losses": _switches(config),
+        "train_minutes": minutes,
+        "rows": summary["rows"],
+        "num_clips": summary["num_clips"],
+    }
+    record_path.write_text(json.dumps(record, indent=2))
+    return record
+
+
+def collect(workdir: pathlib.Path, steps: int, split: str) -> dict[str, dict]:
+    """Records of every experiment finished in `workdir` with `steps` steps on `split`."""
+    records = {}
+    for name in EXPERIMENTS:
+        path = workdir / name / "reproduce.json"
+        if path.is_file():
+            record = json.loads(path.read_text())
+            if record["steps"] == steps and record["split"] == split:
+                records[name] = record
+    return records
+
+
+def reproduce(
+    workdir: str | pathlib.Path,
+    *,
+    steps: int,
+    names: tuple[str, ...] = EXPERIMENTS,
+    variant: str = "synthetic",
+    split: str = "test",
+    data_dir: str = "",
+    pretrained: str = "",
+    results: str | pathlib.Path = EXPERIMENTS_DIR / "RESULTS.md",
+    sync: bool = True,
+) -> dict[str, dict]:
+    """Trains and evaluates `names`, rewriting `results` after each; returns the records of
+    every experiment finished in `workdir` (earlier invocations included)."""
+    from lipjax import pretrain_flownet, pretrain_perceptual, train
+
+    unknown = sorted(set(names) - set(EXPERIMENTS))
+    if unknown:
+        raise ValueError(f"experiments: unknown {unknown}; known: {list(EXPERIMENTS)}")
+    command = f"python -m lipjax.reproduce --workdir={workdir} --steps={steps}"
+    if variant != "synthetic":
+        command += f" --variant={variant}"
+    workdir = pathlib.Path(workdir).absolute()
+    configs = {name: load_experiment(name, variant) for name in names}
+    pretrained_dir = pathlib.Path(pretrained or workdir / "pretrain").absolute()
+    for config in configs.values():
+        config.num_steps = steps
+        if data_dir:
+            config.data_dir = data_dir
+        config.flownet.checkpoint = str(pretrained_dir / "flownet")
+        config.perceptual.checkpoint = str(pretrained_dir / "perceptual")
+    first = configs[names[0]]
+    train.ensure_dataset(first)
+    # Both return at once when their checkpoints are already there.
+    pretrain_flownet.run(first, pretrained_dir)
+    pretrain_perceptual.run(first, pretrained_dir)
+
+    results = pathlib.Path(results)
+    discussion = _existing_discussion(results)
+    settings = {
+        "command": command,
+        "dataset": first.dataset,
+        "split": split,
+        "variant": variant,
+        "batch_size": first.batch_size,
+        "steps": steps,
+        "seed": first.seed,
+        "machine": _machine(),
+        "date": datetime.date.today().isoformat(),
+    }
+    for name in names:
+        print(f"== {name}: {steps} steps in {workdir / name}", flush=True)
+        record = run_experiment(name, configs[name], workdir, split, sync)
+        results.write_text(render(collect(workdir, steps, split), settings, discussion))
+        lmd = record["rows"]["model"].get("lmd", float("nan"))
+        print(f"   {split} LMD {lmd:.3f}; wrote {results}", flush=True)
+    return collect(workdir, steps, split)
+
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("workdir", None, "Where every experiment's run and evaluation go.")
+flags.DEFINE_integer("steps", 2000, "Training steps of every experiment.")
+flags.DEFINE_string("variant", "synthetic", "Config variant of every experiments/ file.")
+flags.DEFINE_list("only", [], "Experiments to run (default: all of Tables 2 and 3).")
+flags.DEFINE_string("split", "test", "Split the tables are computed on.")
+flags.DEFINE_string("data_dir", "", "TFDS data dir ('' = the configs' default).")
+flags.DEFINE_string(
+    "pretrained", "", "A folder with pretrained flownet/ and perceptual/ (default WORKDIR/pretrain)"
+)
+flags.DEFINE_string("results", str(EXPERIMENTS_DIR / "RESULTS.md"), "The markdown written.")
+flags.DEFINE_bool("sync_expert", True, "Also report LSE-D / LSE-C of the shipped sync expert.")
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    if not FLAGS["verbosity"].present:
+        logging.set_verbosity(logging.WARNING)
+    try:
+        reproduce(
+            FLAGS.workdir,
+            steps=FLAGS.steps,
+            names=tuple(FLAGS.only) or EXPERIMENTS,
+            variant=FLAGS.variant,
+            split=FLAGS.split,
+            data_dir=FLAGS.data_dir,
+            pretrained=FLAGS.pretrained,
+            results=FLAGS.results,
+            sync=FLAGS.sync_expert,
+        )
+    except (ValueError, FileNotFoundError) as error:
+        raise app.UsageError(str(error)) from None
+
+
+if __name__ == "__main__":
+    flags.mark_flags_as_required(["workdir"])
+    app.run(main)

@@ -1,0 +1,90 @@
+"""lipjax.reproduce: the tables' rank statistics, the markdown, and a two-experiment run."""
+
+import json
+
+import pytest
+
+from lipjax import reproduce
+
+
+def test_kendall_tau_of_known_orderings():
+    assert reproduce.kendall_tau([1, 2, 3, 4], [10, 20, 30, 40]) == 1.0
+    assert reproduce.kendall_tau([1, 2, 3, 4], [4, 3, 2, 1]) == -1.0
+    # One swapped pair of six: (5 - 1) / 6.
+    assert reproduce.kendall_tau([1, 2, 3, 4], [1, 2, 4, 3]) == pytest.approx(4 / 6)
+
+
+def test_every_experiment_config_loads_with_its_synthetic_variant():
+    for name in reproduce.EXPERIMENTS:
+        config = reproduce.load_experiment(name, "synthetic")
+        assert config.dataset.startswith("synthetic_lips"), name
+    with pytest.raises(FileNotFoundError, match="table9_z"):
+        reproduce.load_experiment("table9_z", "synthetic")
+
+
+def _record(lmd: float, ssim: float) -> dict:
+    rows = {
+        "model": {"lmd": lmd, "ssim": ssim, "psnr": 25.0, "cpbd": 0.3},
+        "static": {"lmd": 2.5, "ssim": 0.75, "psnr": 28.0, "cpbd": 0.45},
+        "ground_truth": {"cpbd": 0.4},
+    }
+    return {"steps": 10, "split": "test", "losses": "pixel", "train_minutes": 3.0, "rows": rows}
+
+
+def test_markdown_has_every_row_the_paper_columns_and_keeps_the_discussion():
+    records = {"table2_a": _record(2.0, 0.6), "table2_e": _record(1.5, 0.7)}
+    settings = {
+        "command": "python -m lipjax.reproduce --workdir=runs/tables --steps=10",
+        "dataset": "synthetic_lips/small",
+        "split": "test",
+        "variant": "synthetic",
+        "batch_size": 8,
+        "steps": 10,
+        "seed": 0,
+        "machine": "2 x cpu",
+        "date": "2026-11-24",
+    }
+    text = reproduce.render(records, settings, "Our words stay.")
+    table = [line for line in text.splitlines() if line.startswith("| ")]
+    assert [line.split(" | ")[0] for line in table[2:]] == [
+        "| static",
+        "| ground truth",
+        "| table2_a",
+        "| table2_e",
+    ]
+    assert "| 1.500 |" in table[-1] and "| 1.18 |" not in text  # paper LMD printed to 3 places
+    assert "1.180" in table[-1]
+    # The paper ranks (e) above (a) on LMD, as do these rows: tau = +1.
+    assert "Kendall's tau with the paper's +1.00 over 2 rows" in text
+    assert text.rstrip().endswith("Our words stay.")
+
+
+def test_two_experiments_train_evaluate_and_fill_the_results(tmp_path):
+    """table2_a and table2_e at their smoke sizes: trained, evaluated on the test split, one
+    shared pretraining, RESULTS.md written; a second call trains nothing again."""
+    results = tmp_path / "RESULTS.md"
+    results.write_text("old\n\n## Discussion\n\nKept by the rewrite.\n")
+    kwargs = {
+        "steps": 2,
+        "names": ("table2_a", "table2_e"),
+        "variant": "smoke",
+        "data_dir": str(tmp_path / "tfds"),
+        "results": results,
+        "sync": False,
+    }
+    records = reproduce.reproduce(tmp_path / "runs", **kwargs)
+    assert set(records) == {"table2_a", "table2_e"}
+    for record in records.values():
+        assert record["steps"] == 2 and record["num_clips"] > 0
+        assert record["rows"]["model"]["lmd"] > 0 and record["rows"]["static"]["lmd"] > 0
+    assert records["table2_a"]["losses"] == "pixel, perceptual, corr"
+    assert (tmp_path / "runs" / "pretrain" / "flownet").is_dir()
+    assert not (tmp_path / "runs" / "table2_e" / "pretrain").exists()
+    text = results.read_text()
+    assert "| table2_a |" in text and "| table2_e |" in text and "| static |" in text
+    assert "Kept by the rewrite." in text
+    saved = json.loads((tmp_path / "runs" / "table2_e" / "reproduce.json").read_text())
+    mtime = (tmp_path / "runs" / "table2_e" / "reproduce.json").stat().st_mtime
+    again = reproduce.reproduce(tmp_path / "runs", **kwargs)
+    assert again["table2_e"] == saved
+    assert (tmp_path / "runs" / "table2_e" / "reproduce.json").stat().st_mtime == mtime
