@@ -240,7 +240,7 @@ def reproduce(
 ) -> dict[str, dict]:
     """Trains and evaluates `names`, rewriting `results` after each; returns the records of
     every experiment finished in `workdir` (earlier invocations included)."""
-    from lipjax import pretrain_flownet, pretrain_perceptual, train
+    from lipjax import pretrain_flownet, pretrain_perceptual, train, train_step
 
     unknown = sorted(set(names) - set(EXPERIMENTS))
     if unknown:
@@ -259,9 +259,13 @@ def reproduce(
         config.perceptual.checkpoint = str(pretrained_dir / "perceptual")
     first = configs[names[0]]
     train.ensure_dataset(first)
-    # Both return at once when their checkpoints are already there.
-    pretrain_flownet.run(first, pretrained_dir)
-    pretrain_perceptual.run(first, pretrained_dir)
+    # Pretrain only what some experiment uses (Chung's baseline needs neither); both return
+    # at once when their checkpoints are already there.
+    networks = [train_step.build_networks(config) for config in configs.values()]
+    if any(n.flownet is not None for n in networks):
+        pretrain_flownet.run(first, pretrained_dir)
+    if any(n.perceptual is not None for n in networks):
+        pretrain_perceptual.run(first, pretrained_dir)
 
     results = pathlib.Path(results)
     discussion = _existing_discussion(results)

@@ -189,14 +189,14 @@ def test_training_step_updates_every_network(baseline):
 
 
 @pytest.fixture(scope="module")
-def smoke_runs(tmp_path_factory):
+def smoke_runs(tmp_path_factory, tiny_data_dir):
     """experiments/table3_*.py:smoke, each a whole run (training, evaluation, samples) on
-    synthetic_lips/tiny, built once for both."""
+    synthetic_lips/tiny."""
     root = tmp_path_factory.mktemp("table3")
     results = {}
     for baseline in BASELINES:
         config = _experiment(f"table3_{baseline}", "smoke")
-        config.data_dir = str(root / "tfds")
+        config.data_dir = tiny_data_dir
         results[baseline] = (config, train.train_and_evaluate(config, str(root / baseline)))
     return root, results
 

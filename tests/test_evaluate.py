@@ -105,12 +105,8 @@ def test_evaluation_options_and_an_empty_split():
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    from data_pipeline.synthetic_lips import SyntheticLips
-
-    directory = tmp_path_factory.mktemp("tfds")
-    SyntheticLips(config="tiny", data_dir=directory, num_workers=2).download_and_prepare()
-    return str(directory)
+def data_dir(tiny_data_dir):
+    return tiny_data_dir
 
 
 def _config(data_dir):

@@ -317,12 +317,12 @@ def test_default_weights_ship_with_lipjax(crop):
 
 
 @pytest.fixture(scope="module")
-def trained_run(tmp_path_factory):
+def trained_run(tmp_path_factory, tiny_data_dir):
     """A tiny pixel-loss model trained for a few steps on synthetic_lips/tiny."""
     root = tmp_path_factory.mktemp("generate_run")
     config = configs.cpu_sized(configs.base_config())
     configs.smoke(config)
-    config.data_dir = str(root / "tfds")
+    config.data_dir = tiny_data_dir
     config.loss.adversarial = config.loss.correlation = config.loss.perceptual = 0.0
     train.train_and_evaluate(config, str(root / "run"))
     return config, root

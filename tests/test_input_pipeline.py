@@ -7,7 +7,6 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from data_pipeline.synthetic_lips import SyntheticLips
 from lipjax import input_pipeline
 
 DATASET = "synthetic_lips/tiny"
@@ -15,10 +14,8 @@ BATCH = 8  # conftest forces 8 CPU devices: one row per device
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("tfds")
-    SyntheticLips(config="tiny", data_dir=directory, num_workers=2).download_and_prepare()
-    return str(directory)
+def data_dir(tiny_data_dir):
+    return tiny_data_dir
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pathlib
 
 import jax
 import jax.numpy as jnp
@@ -10,15 +11,12 @@ import numpy as np
 import pytest
 
 import data_pipeline  # noqa: F401  (registers the builders)
-from data_pipeline.synthetic_lips import SyntheticLips
 from lipjax import landmark_regressor as lr
 
 
 @pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory):
-    data_dir = tmp_path_factory.mktemp("tfds")
-    SyntheticLips(config="tiny", data_dir=data_dir, num_workers=2).download_and_prepare()
-    return data_dir
+def tiny_dir(tiny_data_dir):
+    return pathlib.Path(tiny_data_dir)
 
 
 @pytest.fixture(scope="module")

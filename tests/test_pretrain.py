@@ -18,14 +18,9 @@ from lipjax.flow_data import FLOW_SCALE
 
 
 @pytest.fixture(scope="module")
-def tiny_corpus(tmp_path_factory):
-    """The `tiny` synthetic_lips corpus, built once (about 10 s)."""
-    import data_pipeline  # noqa: F401  (registers the builder)
-    from data_pipeline.synthetic_lips import SyntheticLips
-
-    data_dir = tmp_path_factory.mktemp("tfds")
-    SyntheticLips(config="tiny", data_dir=str(data_dir), num_workers=2).download_and_prepare()
-    return str(data_dir)
+def tiny_corpus(tiny_data_dir):
+    """The `tiny` synthetic_lips corpus (built once per session, see conftest)."""
+    return tiny_data_dir
 
 
 # ----------------------------------------------------------------------- flow data

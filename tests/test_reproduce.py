@@ -59,32 +59,36 @@ def test_markdown_has_every_row_the_paper_columns_and_keeps_the_discussion():
     assert text.rstrip().endswith("Our words stay.")
 
 
-def test_two_experiments_train_evaluate_and_fill_the_results(tmp_path):
-    """table2_a and table2_e at their smoke sizes: trained, evaluated on the test split, one
-    shared pretraining, RESULTS.md written; a second call trains nothing again."""
+def test_two_experiments_train_evaluate_and_fill_the_results(tmp_path, tiny_data_dir):
+    """Table 2 (h) (no FlowNet: two-stream D, no correlation) and Chung's baseline (no
+    pretrained network) at their smoke sizes: trained, evaluated on the test split, only the
+    perceptual autoencoder pretrained, once, RESULTS.md written; a second call trains
+    nothing again."""
     results = tmp_path / "RESULTS.md"
     results.write_text("old\n\n## Discussion\n\nKept by the rewrite.\n")
     kwargs = {
         "steps": 2,
-        "names": ("table2_a", "table2_e"),
+        "names": ("table2_h", "table3_chung"),
         "variant": "smoke",
-        "data_dir": str(tmp_path / "tfds"),
+        "data_dir": tiny_data_dir,
         "results": results,
         "sync": False,
     }
     records = reproduce.reproduce(tmp_path / "runs", **kwargs)
-    assert set(records) == {"table2_a", "table2_e"}
+    assert set(records) == {"table2_h", "table3_chung"}
     for record in records.values():
         assert record["steps"] == 2 and record["num_clips"] > 0
         assert record["rows"]["model"]["lmd"] > 0 and record["rows"]["static"]["lmd"] > 0
-    assert records["table2_a"]["losses"] == "pixel, perceptual, corr"
-    assert (tmp_path / "runs" / "pretrain" / "flownet").is_dir()
-    assert not (tmp_path / "runs" / "table2_e" / "pretrain").exists()
+    assert records["table2_h"]["losses"] == "pixel, perceptual, gen (two)"
+    assert records["table3_chung"]["losses"] == "chung, pixel"
+    assert (tmp_path / "runs" / "pretrain" / "perceptual").is_dir()
+    assert not (tmp_path / "runs" / "pretrain" / "flownet").exists()
+    assert not (tmp_path / "runs" / "table2_h" / "pretrain").exists()
     text = results.read_text()
-    assert "| table2_a |" in text and "| table2_e |" in text and "| static |" in text
+    assert "| table2_h |" in text and "| table3_chung |" in text and "| static |" in text
     assert "Kept by the rewrite." in text
-    saved = json.loads((tmp_path / "runs" / "table2_e" / "reproduce.json").read_text())
-    mtime = (tmp_path / "runs" / "table2_e" / "reproduce.json").stat().st_mtime
+    saved = json.loads((tmp_path / "runs" / "table3_chung" / "reproduce.json").read_text())
+    mtime = (tmp_path / "runs" / "table3_chung" / "reproduce.json").stat().st_mtime
     again = reproduce.reproduce(tmp_path / "runs", **kwargs)
-    assert again["table2_e"] == saved
-    assert (tmp_path / "runs" / "table2_e" / "reproduce.json").stat().st_mtime == mtime
+    assert again["table3_chung"] == saved
+    assert (tmp_path / "runs" / "table3_chung" / "reproduce.json").stat().st_mtime == mtime

@@ -199,11 +199,11 @@ def test_unwritable_workdir_and_unbuilt_dataset(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory):
+def smoke_run(tmp_path_factory, tiny_data_dir):
     """A whole :smoke run (pretraining, training, evaluation, samples) on the tiny corpus."""
     root = tmp_path_factory.mktemp("smoke")
     config = _experiment("synthetic", "smoke")
-    config.data_dir = str(root / "tfds")
+    config.data_dir = tiny_data_dir
     result = train.train_and_evaluate(config, str(root / "run"))
     return config, root, result
 
