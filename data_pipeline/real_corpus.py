@@ -122,6 +122,15 @@ def _process(args) -> preprocess.Outcome:
 class RealCorpusBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     """Base of the grid, lrw and ldc builders: subclasses define `list_splits`."""
 
+    # One version for the three real corpora: they share features and preprocessing.
+    VERSION = tfds.core.Version("1.1.0")
+    RELEASE_NOTES = {  # noqa: RUF012 (TFDS API)
+        "1.0.0": "First release.",
+        "1.1.0": (
+            "crop_box and source_video: each crop's box in its source frame and the video's "
+            "path in manual_dir, for the paper's LMD on crops pasted back (lipjax.real_lmd)."
+        ),
+    }
     DESCRIPTION = ""
     HOMEPAGE = ""
 

@@ -27,19 +27,13 @@ from typing import Any
 import ml_collections
 from absl import app, flags, logging
 
+from lipjax.evaluate import HEADERS  # the metric column names of every lipjax table
+
 EXPERIMENTS_DIR = pathlib.Path(__file__).resolve().parents[1] / "experiments"
 TABLE_2 = tuple(f"table2_{column}" for column in "abcdefghi")
 TABLE_3 = ("table3_chung", "table3_vondrick")
 EXPERIMENTS = TABLE_2 + TABLE_3
 METRICS = ("lmd", "ssim", "psnr", "cpbd", "lse_d", "lse_c")
-HEADERS = {
-    "lmd": "LMD ↓",
-    "ssim": "SSIM ↑",
-    "psnr": "PSNR ↑",
-    "cpbd": "CPBD ↑",
-    "lse_d": "LSE-D ↓",
-    "lse_c": "LSE-C ↑",
-}
 # The paper's numbers on GRID (Table 2 columns; Table 3 GRID columns), for the ordering.
 PAPER_GRID = {
     "table2_a": {"lmd": 1.24, "ssim": 0.77, "psnr": 29.36, "cpbd": 0.01},

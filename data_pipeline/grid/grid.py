@@ -11,8 +11,6 @@ import logging
 import pathlib
 import re
 
-import tensorflow_datasets as tfds
-
 from data_pipeline import preprocess, real_corpus
 
 logger = logging.getLogger(__name__)
@@ -83,14 +81,6 @@ def split_utterances(
 class Grid(real_corpus.RealCorpusBuilder):
     """GRID: 33 speakers with video x 1000 sentences, 3 s each at 25 fps."""
 
-    VERSION = tfds.core.Version("1.1.0")
-    RELEASE_NOTES = {  # noqa: RUF012 (TFDS API)
-        "1.0.0": "First release.",
-        "1.1.0": (
-            "crop_box and source_video: each crop's box in its source frame and the video's "
-            "path in manual_dir, for the paper's LMD on crops pasted back (lipjax.real_lmd)."
-        ),
-    }
     BUILDER_CONFIGS = [  # noqa: RUF012 (TFDS API)
         GridConfig(
             name="default",

@@ -12,8 +12,6 @@ import logging
 import pathlib
 import re
 
-import tensorflow_datasets as tfds
-
 from data_pipeline import preprocess, real_corpus
 
 logger = logging.getLogger(__name__)
@@ -65,14 +63,6 @@ def split_items(
 class Ldc(real_corpus.RealCorpusBuilder):
     """LDC2009V01: 14 talkers, each reading 238 words and 166 sentences."""
 
-    VERSION = tfds.core.Version("1.1.0")
-    RELEASE_NOTES = {  # noqa: RUF012 (TFDS API)
-        "1.0.0": "First release.",
-        "1.1.0": (
-            "crop_box and source_video: each crop's box in its source frame and the video's "
-            "path in manual_dir, for the paper's LMD on crops pasted back (lipjax.real_lmd)."
-        ),
-    }
     BUILDER_CONFIGS = [  # noqa: RUF012 (TFDS API)
         LdcConfig(
             name="default",

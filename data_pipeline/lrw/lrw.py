@@ -10,8 +10,6 @@ import dataclasses
 import logging
 import pathlib
 
-import tensorflow_datasets as tfds
-
 from data_pipeline import preprocess, real_corpus
 
 logger = logging.getLogger(__name__)
@@ -58,14 +56,6 @@ def list_splits(manual_dir: pathlib.Path) -> dict[str, list[preprocess.Utterance
 class Lrw(real_corpus.RealCorpusBuilder):
     """LRW: 500 words, hundreds of speakers, 29-frame clips from BBC television."""
 
-    VERSION = tfds.core.Version("1.1.0")
-    RELEASE_NOTES = {  # noqa: RUF012 (TFDS API)
-        "1.0.0": "First release.",
-        "1.1.0": (
-            "crop_box and source_video: each crop's box in its source frame and the video's "
-            "path in manual_dir, for the paper's LMD on crops pasted back (lipjax.real_lmd)."
-        ),
-    }
     BUILDER_CONFIGS = [  # noqa: RUF012 (TFDS API)
         LrwConfig(name="default", description="LRW's own train / val / test split."),
     ]
