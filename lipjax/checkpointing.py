@@ -7,10 +7,12 @@ with exactly the next batch.
 
 from __future__ import annotations
 
+import dataclasses
 import pathlib
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import orbax.checkpoint as ocp
 
 LATEST = "checkpoints"
@@ -48,14 +50,41 @@ class Checkpointer:
         from lipjax import input_pipeline  # grain and TFDS: loaded by training only
 
         step = self.latest.latest_step() if step is None else step
+        saved_fields = saved_state_fields(self.latest.directory / str(step) / "state")
+        saved = {name for name, empty in saved_fields.items() if not empty}
+        wants_average = bool(getattr(abstract_state, "ema", None))
+        if "ema" in saved and not wants_average:
+            raise ValueError(
+                f"checkpoint: {self.latest.directory / str(step)} keeps an average of the "
+                "generator's weights but this config does not (optim.ema_decay = 0); "
+                "resume with the config it was trained with"
+            )
+        started_without_average = wants_average and "ema" not in saved
+        target = abstract_state
+        if started_without_average:
+            # A run saved before the average was switched on: restore its other fields (a
+            # dict of them, as orbax stores a dataclass) and start the average from weights.
+            target = {
+                field.name: getattr(abstract_state, field.name)
+                for field in dataclasses.fields(abstract_state)
+                if field.name != "ema"
+            }
+            if "ema" in saved_fields:  # saved empty by a run without an average
+                target["ema"] = {}
         restored = self.latest.restore(
             step,
             args=ocp.args.Composite(
-                state=ocp.args.StandardRestore(abstract_state),
+                state=ocp.args.StandardRestore(target),
                 data=input_pipeline.checkpoint_restore_args(iterator),
             ),
         )
-        return restored["state"]
+        state = restored["state"]
+        if started_without_average:
+            state = {name: value for name, value in state.items() if name != "ema"}
+            state = abstract_state.replace(
+                **state, ema={"generator": jax.tree.map(jnp.copy, state["params"]["generator"])}
+            )
+        return state
 
     def _args(self, state: Any, iterator: Any) -> ocp.args.Composite:
         from lipjax import input_pipeline  # grain and TFDS: loaded by training only
@@ -94,8 +123,12 @@ def abstract_like(tree: Any) -> Any:
     )
 
 
-def load_params(checkpoint_dir: str | pathlib.Path, step: int | None = None) -> dict:
+def load_params(
+    checkpoint_dir: str | pathlib.Path, step: int | None = None, use_average: bool = True
+) -> dict:
     """The `params` and `batch_stats` of a training checkpoint, without optimiser state.
+    Where the run kept an average of the generator's weights (optim.ema_decay), that
+    average is the generator returned unless `use_average` is False.
 
     `checkpoint_dir` is a run's WORKDIR, its `checkpoints`/`best` folder, or one step folder.
     Raises FileNotFoundError / ValueError with the path when it holds no lipjax checkpoint.
@@ -117,7 +150,17 @@ def load_params(checkpoint_dir: str | pathlib.Path, step: int | None = None) -> 
     tree = restore_on_one_device(state_dir)
     if "params" not in tree or "generator" not in tree["params"]:
         raise ValueError(f"checkpoint: {path} holds no generator parameters")
-    return {"params": tree["params"], "batch_stats": tree["batch_stats"]}
+    params = dict(tree["params"])
+    if use_average and (tree.get("ema") or {}).get("generator"):
+        params["generator"] = tree["ema"]["generator"]
+    return {"params": params, "batch_stats": tree["batch_stats"]}
+
+
+def saved_state_fields(path: str | pathlib.Path) -> dict[str, bool]:
+    """Top-level fields of a saved train state, each with whether it is empty (read from
+    the metadata, not the arrays)."""
+    metadata = ocp.StandardCheckpointer().metadata(path).item_metadata
+    return {key: not value for key, value in metadata.items()}
 
 
 def restore_on_one_device(path: str | pathlib.Path) -> Any:

@@ -33,6 +33,7 @@ def base_config() -> ml_collections.ConfigDict:
     config.model.conv3d_impl = "native"  # "native" or "taps" (same function, faster on CPU)
     config.model.output_kernel = 7  # last Conv3d of the decoder, k on every axis (paper: 7;
     # "paper" only)
+    config.model.audio_width = 0.0  # audio encoder's own multiplier; 0 = model.width ("paper")
     config.model.compute_dtype = "float32"  # "float32" or "bfloat16" (parameters stay float32)
 
     config.loss = ml_collections.ConfigDict()
@@ -55,6 +56,12 @@ def base_config() -> ml_collections.ConfigDict:
     config.optim.correlation_learning_rate = 1e-4  # phi_s, phi_v
     config.optim.flownet_learning_rate = 1e-4  # FlowNet keeps training in the GAN stage
     config.optim.train_flownet = True  # False freezes the pretrained FlowNet
+    config.optim.decay_start_step = 0  # from this step all learning rates fall linearly to
+    # 0 at num_steps; 0 keeps them constant (the paper's schedule)
+    config.optim.ema_decay = 0.0  # > 0 keeps an exponential moving average of the
+    # generator's weights, used for validation, the best checkpoint and exported weights
+    # (Yazici et al. 2019, "The unusual effectiveness of averaging in GAN training"); 0 = off
+    config.optim.ema_start_step = 0  # the average is a copy of the weights until this step
 
     config.flownet = ml_collections.ConfigDict()
     config.flownet.width = 1.0  # FlowNetS channel multiplier

@@ -166,6 +166,9 @@ def plot_curves(workdir: pathlib.Path) -> pathlib.Path | None:
     if evals:
         steps = [r["step"] for r in evals]
         right.plot(steps, [r["lmd"] for r in evals], marker=".", label="model LMD")
+        if any("trained_lmd" in r for r in evals):
+            points = [(r["step"], r["trained_lmd"]) for r in evals if "trained_lmd" in r]
+            right.plot(*zip(*points, strict=False), marker=".", label="trained weights LMD")
         right.plot(steps, [r["static_lmd"] for r in evals], ls="--", label="static LMD")
         right.set(xlabel="step", ylabel="LMD (px)", title="validation")
         right.legend(fontsize=7)
@@ -229,6 +232,7 @@ def _train_gan(config, workdir: pathlib.Path, flownet_params, perceptual_variabl
             networks=networks,
             optimizers=optimizers,
             loss_config=config.loss,
+            schedule=train_step.Schedule.from_config(config),
         ),
         in_shardings=(replicated, data_sharding),
         out_shardings=(replicated, replicated),
@@ -244,7 +248,7 @@ def _train_gan(config, workdir: pathlib.Path, flownet_params, perceptual_variabl
         split=config.eval.split
     )
 
-    def run_eval(step: int) -> dict:
+    def evaluate_params(params) -> evaluation.EvalResult:
         batches = input_pipeline.create_eval_iterator(
             config.dataset,
             config.eval.split,
@@ -257,16 +261,24 @@ def _train_gan(config, workdir: pathlib.Path, flownet_params, perceptual_variabl
             arrays = input_pipeline.to_global_arrays(
                 {"audio": batch["audio"], "identity": batch["identity"]}, data_sharding
             )
-            return generate_fn(state.params, state.batch_stats, arrays["audio"], arrays["identity"])
+            return generate_fn(params, state.batch_stats, arrays["audio"], arrays["identity"])
 
-        result = evaluation.evaluate(
+        return evaluation.evaluate(
             generate,
             batches,
             landmark_scorer,
             num_samples=config.eval.num_samples,
             max_batches=config.eval.max_batches,
         )
+
+    def run_eval(step: int) -> dict:
+        # With a weight average, it is what is scored, kept as best and exported; the
+        # trained weights are scored beside it ("trained_*") to show what averaging buys.
+        result = evaluate_params(state.generator_for_eval())
         scalars = result.scalars()
+        if state.ema:
+            trained = evaluate_params(state.params).scalars()
+            scalars.update({f"trained_{k}": trained[k] for k in ("lmd", "ssim", "psnr")})
         writers.scalars(step, scalars, "eval")
         if jax.process_index() == 0:
             write_samples(result, eval_source, step, workdir / "samples")
@@ -343,8 +355,14 @@ def _train_gan(config, workdir: pathlib.Path, flownet_params, perceptual_variabl
 
 
 def _format_eval(step: int, scalars: dict) -> str:
-    return (
+    line = (
         f"step {step}: LMD {scalars['lmd']:.3f} (static {scalars['static_lmd']:.3f}), "
         f"SSIM {scalars['ssim']:.3f} ({scalars['static_ssim']:.3f}), "
         f"PSNR {scalars['psnr']:.2f} ({scalars['static_psnr']:.2f})"
     )
+    if "trained_lmd" in scalars:
+        line += (
+            f"; weight average shown, trained weights: LMD {scalars['trained_lmd']:.3f}, "
+            f"SSIM {scalars['trained_ssim']:.3f}, PSNR {scalars['trained_psnr']:.2f}"
+        )
+    return line

@@ -124,6 +124,49 @@ class TrainState:
     batch_stats: dict
     opt_state: dict
     frozen: dict
+    # {"generator": params} averaged over steps when optim.ema_decay > 0, else empty.
+    ema: dict = dataclasses.field(default_factory=dict)
+
+    def generator_for_eval(self) -> dict:
+        """`params` with the averaged generator in place of the trained one, when kept."""
+        if "generator" in self.ema:
+            return {**self.params, "generator": self.ema["generator"]}
+        return self.params
+
+
+@dataclasses.dataclass(frozen=True)
+class Schedule:
+    """Step-dependent settings of the GAN stage: a learning-rate multiplier that falls
+    linearly from 1 at `decay_start_step` to 0 at `num_steps` (0: constant), and the decay
+    of the generator's weight average (0 before `ema_start_step`)."""
+
+    num_steps: int = 0
+    decay_start_step: int = 0
+    ema_decay: float = 0.0
+    ema_start_step: int = 0
+
+    @classmethod
+    def from_config(cls, config: ml_collections.ConfigDict) -> Schedule:
+        optim = config.optim
+        return cls(
+            num_steps=int(config.num_steps),
+            decay_start_step=int(optim.get("decay_start_step", 0)),
+            ema_decay=float(optim.get("ema_decay", 0.0)),
+            ema_start_step=int(optim.get("ema_start_step", 0)),
+        )
+
+    @property
+    def decays(self) -> bool:
+        return 0 < self.decay_start_step < self.num_steps
+
+    def learning_rate_scale(self, step: jax.Array) -> jax.Array:
+        if not self.decays:
+            return jnp.ones((), jnp.float32)
+        remaining = (self.num_steps - step) / (self.num_steps - self.decay_start_step)
+        return jnp.clip(remaining, 0.0, 1.0).astype(jnp.float32)
+
+    def average_decay(self, step: jax.Array) -> jax.Array:
+        return jnp.where(step < self.ema_start_step, 0.0, self.ema_decay).astype(jnp.float32)
 
 
 def make_optimizers(config: ml_collections.ConfigDict) -> dict[str, optax.GradientTransformation]:
@@ -224,12 +267,16 @@ def init_state(
     optimizers = make_optimizers(config)
     opt_state = {name: optimizers[name].init(p) for name, p in params.items()}
     del video
+    ema = {}
+    if config.optim.get("ema_decay", 0.0) > 0:
+        ema["generator"] = jax.tree.map(jnp.copy, params["generator"])
     return TrainState(
         step=jnp.zeros((), jnp.int32),
         params=params,
         batch_stats=stats,
         opt_state=opt_state,
         frozen=frozen,
+        ema=ema,
     )
 
 
@@ -252,8 +299,12 @@ def _perceptual_features(networks: Networks, frozen, frames: jax.Array) -> jax.A
     return networks.perceptual.apply(frozen["perceptual"], flat, train=False)
 
 
-def _update(optimizer, grads, opt_state, params):
+def _update(optimizer, grads, opt_state, params, scale=None):
     updates, opt_state = optimizer.update(grads, opt_state, params)
+    if scale is not None:
+        # Adam's step is proportional to its learning rate, so scaling the update is the
+        # schedule, and the optimiser state keeps its structure (old checkpoints restore).
+        updates = jax.tree.map(lambda u: (u * scale).astype(u.dtype), updates)
     return optax.apply_updates(params, updates), opt_state
 
 
@@ -264,12 +315,17 @@ def train_step(
     networks: Networks,
     optimizers: dict[str, optax.GradientTransformation],
     loss_config: ml_collections.ConfigDict,
+    schedule: Schedule | None = None,
 ) -> tuple[TrainState, dict[str, jax.Array]]:
     """One discriminator update, then one generator + correlation + FlowNet update.
 
     batch: `audio` (B, 64, 128, 1), `identity` (B, 64, 64, 3), `video` (B, 16, 64, 64, 3),
-    all float32 (the video and identity in [-1, 1]). Returns the new state and scalar metrics.
+    all float32 (the video and identity in [-1, 1]). `schedule` (default: constant learning
+    rates) scales every update and decays the generator's weight average kept in
+    `state.ema`. Returns the new state and scalar metrics.
     """
+    schedule = schedule or Schedule()
+    lr_scale = schedule.learning_rate_scale(state.step) if schedule.decays else None
     audio, identity, video = batch["audio"], batch["identity"], batch["video"]
     params, stats = dict(state.params), dict(state.batch_stats)
     opt_state = dict(state.opt_state)
@@ -343,6 +399,7 @@ def train_step(
             d_grads,
             opt_state["discriminator"],
             params["discriminator"],
+            lr_scale,
         )
         metrics.update(discriminator_loss=d_loss, discriminator_accuracy=d_accuracy)
 
@@ -409,7 +466,11 @@ def train_step(
     g_loss = g_loss + jnp.sum(regulariser_weights * regularisers)
     terms.update({name: regularisers[i + 1] for i, name in enumerate(sown_names)})
     params["generator"], opt_state["generator"] = _update(
-        optimizers["generator"], generator_grads, opt_state["generator"], params["generator"]
+        optimizers["generator"],
+        generator_grads,
+        opt_state["generator"],
+        params["generator"],
+        lr_scale,
     )
     if networks.audio_correlation is not None:
         stats["correlation"] = new_stats["correlation"]
@@ -418,16 +479,29 @@ def train_step(
             correlation_grads,
             opt_state["correlation"],
             params["correlation"],
+            lr_scale,
         )
     if flownet_params is not None:
         params["flownet"], opt_state["flownet"] = _update(
-            optimizers["flownet"], flownet_grads, opt_state["flownet"], flownet_params
+            optimizers["flownet"], flownet_grads, opt_state["flownet"], flownet_params, lr_scale
         )
     metrics["generator_loss"] = g_loss
     metrics.update({f"loss_{name}": value for name, value in terms.items()})
     metrics["generator_grad_norm"] = optax.global_norm(generator_grads)
+    ema = state.ema
+    if "generator" in ema:
+        decay = schedule.average_decay(state.step)
+        ema = {
+            "generator": jax.tree.map(
+                lambda average, new: (decay * average + (1 - decay) * new).astype(new.dtype),
+                ema["generator"],
+                params["generator"],
+            )
+        }
+    if lr_scale is not None:
+        metrics["learning_rate_scale"] = lr_scale
     new_state = state.replace(
-        step=state.step + 1, params=params, batch_stats=stats, opt_state=opt_state
+        step=state.step + 1, params=params, batch_stats=stats, opt_state=opt_state, ema=ema
     )
     return new_state, metrics
 

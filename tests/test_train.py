@@ -293,3 +293,85 @@ def test_grid_smoke_trains_on_the_grid_dummy_build(tmp_path):
     assert result["step"] == config.num_steps
     assert np.isfinite(result["lmd"]) and np.isfinite(result["static_lmd"])
     assert (tmp_path / "tfds" / "grid").is_dir()
+
+
+def test_schedule_decays_learning_rates_and_starts_the_average():
+    schedule = train_step.Schedule(num_steps=2000, decay_start_step=1000, ema_decay=0.99,
+                                   ema_start_step=500)  # fmt: skip
+    scale = [float(schedule.learning_rate_scale(jnp.asarray(s))) for s in (0, 1000, 1500, 2000)]
+    np.testing.assert_allclose(scale, [1.0, 1.0, 0.5, 0.0])
+    assert float(schedule.average_decay(jnp.asarray(499))) == 0.0
+    assert float(schedule.average_decay(jnp.asarray(500))) == pytest.approx(0.99)
+    assert not train_step.Schedule(num_steps=100).decays
+
+
+def test_step_keeps_a_weight_average_and_scales_updates(tiny_setup):
+    config, networks, _ = tiny_setup
+    config = config.copy_and_resolve_references()
+    config.optim.ema_decay = 0.9
+    state = _state(config, networks)
+    assert set(state.ema) == {"generator"}
+
+    def step_with(schedule):
+        return jax.jit(
+            functools.partial(
+                train_step.train_step,
+                networks=networks,
+                optimizers=train_step.make_optimizers(config),
+                loss_config=config.loss,
+                schedule=schedule,
+            )
+        )
+
+    # Before ema_start_step the average is a copy of the weights; after it, Eq. EMA.
+    copying = step_with(train_step.Schedule(num_steps=10, ema_decay=0.9, ema_start_step=5))
+    state, _ = copying(state, _random_batch(8))
+    for a, b in zip(jax.tree.leaves(state.ema), jax.tree.leaves(state.params["generator"]),
+                    strict=True):  # fmt: skip
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    averaging = step_with(train_step.Schedule(num_steps=10, ema_decay=0.9, ema_start_step=0))
+    previous = jax.tree.map(np.asarray, state.ema["generator"])
+    state, _ = averaging(state, _random_batch(8, seed=1))
+    expected = jax.tree.map(lambda e, p: 0.9 * e + 0.1 * np.asarray(p), previous,
+                            state.params["generator"])  # fmt: skip
+    for a, b in zip(jax.tree.leaves(state.ema["generator"]), jax.tree.leaves(expected),
+                    strict=True):  # fmt: skip
+        np.testing.assert_allclose(np.asarray(a), b, rtol=1e-5, atol=1e-7)
+    assert state.generator_for_eval()["generator"] is state.ema["generator"]
+
+    # At the end of a linear decay the learning rates are zero: nothing moves.
+    ended = step_with(train_step.Schedule(num_steps=2, decay_start_step=1))
+    frozen = jax.tree.map(np.asarray, state.params)
+    state, metrics = ended(state, _random_batch(8, seed=2))  # state.step == 2 == num_steps
+    assert float(metrics["learning_rate_scale"]) == 0.0
+    for a, b in zip(jax.tree.leaves(state.params), jax.tree.leaves(frozen), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), b)
+
+
+def test_resume_switches_on_the_weight_average(smoke_run, tmp_path):
+    """A run saved without a weight average resumes under a config with one (the average
+    starts from the saved weights); its validation scores the average beside the trained
+    weights, and exported parameters are the average."""
+    config, root, _ = smoke_run
+    pretrain = root / "run" / "pretrain"
+
+    def run(steps, **optim):
+        resumed = _experiment("synthetic", "smoke")
+        resumed.data_dir = config.data_dir
+        resumed.flownet.checkpoint = str(pretrain / "flownet")
+        resumed.perceptual.checkpoint = str(pretrain / "perceptual")
+        resumed.num_steps = steps
+        resumed.eval.every_steps = 1000
+        resumed.optim.update(optim)
+        return train.train_and_evaluate(resumed, str(tmp_path / "run"))
+
+    run(2)
+    result = run(4, ema_decay=0.5, ema_start_step=2, decay_start_step=2)
+    assert {"trained_lmd", "trained_ssim", "trained_psnr"} <= set(result)
+    latest = tmp_path / "run" / "checkpoints"  # `best` may still be the step-2 checkpoint
+    averaged = checkpointing.load_params(latest)["params"]["generator"]
+    trained = checkpointing.load_params(latest, use_average=False)["params"]
+    pairs = zip(jax.tree.leaves(averaged), jax.tree.leaves(trained["generator"]), strict=True)
+    assert any(not np.array_equal(np.asarray(a), np.asarray(b)) for a, b in pairs)
+    with pytest.raises(ValueError, match="ema_decay"):
+        run(6)  # a checkpoint with an average under a config without one

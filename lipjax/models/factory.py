@@ -38,6 +38,7 @@ _FIELDS = {
         "identity_skip": "identity_skip",
         "output_kernel": "output_kernel",
         "conv3d_impl": "conv3d_impl",
+        "audio_width": "audio_width",
     },
     "chung": {"width": "width", "upsample": "upsample", "identity_skip": "identity_skip"},
     "vondrick": {

@@ -70,6 +70,8 @@ class Generator(nn.Module):
         parameters; "taps" is several times faster on CPU.
       output_kernel: kernel size of the last Conv3d on every axis (paper: 7). At 64x64 that
         layer is the most expensive of the generator; CPU configs use 3.
+      audio_width: channel multiplier of the audio encoder alone (0 = `width`). The audio
+        encoder is a small share of the FLOPs, so a CPU-sized model can afford a wider one.
     """
 
     width: float = 1.0
@@ -78,6 +80,7 @@ class Generator(nn.Module):
     identity_skip: bool = False
     conv3d_impl: str = "native"
     output_kernel: int = 7
+    audio_width: float = 0.0
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
 
@@ -87,7 +90,8 @@ class Generator(nn.Module):
     ) -> tuple[jax.Array, jax.Array]:
         common = {"dtype": self.dtype, "param_dtype": self.param_dtype}
         conv3d = {"conv3d_impl": self.conv3d_impl, **common}
-        audio_features = AudioEncoder(self.width, **common, name="audio_encoder")(
+        audio_width = self.audio_width or self.width
+        audio_features = AudioEncoder(audio_width, **common, name="audio_encoder")(
             spectrogram, train
         )
         image_features = IdentityEncoder(self.width, **common, name="identity_encoder")(
