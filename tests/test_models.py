@@ -246,6 +246,24 @@ def test_generator_forward_and_gradients(upsample, identity_skip):
         np.testing.assert_allclose(video, expected, atol=1e-5)
 
 
+def test_generator_audio_width_widens_the_audio_encoder_only():
+    narrow = Generator(width=WIDTH, num_residual_blocks=1, conv3d_impl="taps")
+    wide = Generator(width=WIDTH, num_residual_blocks=1, conv3d_impl="taps", audio_width=0.5)
+    narrow_params = init(narrow, SHORT_SPECTROGRAM, IMAGE, train=False)["params"]
+    wide_params = init(wide, SHORT_SPECTROGRAM, IMAGE, train=False)["params"]
+    assert wide_params["audio_encoder"]["conv_5"]["conv"]["kernel"].shape[-1] == 128
+    for name in ("identity_encoder", "residual_1", "up_1", "up_2", "to_rgb"):
+        shapes = [x.shape for x in jax.tree.leaves(narrow_params[name])]
+        assert shapes == [x.shape for x in jax.tree.leaves(wide_params[name])], name
+    # The fusion convolution takes the wider audio features beside the identity's.
+    fusion_in = wide_params["fusion"]["conv"]["kernel"].shape[-2]
+    assert fusion_in == narrow_params["fusion"]["conv"]["kernel"].shape[-2] + 128 - 32
+    _, audio_features = wide.apply(
+        init(wide, SHORT_SPECTROGRAM, IMAGE, train=False), SHORT_SPECTROGRAM, IMAGE, train=False
+    )
+    assert audio_features.shape == (BATCH, 4, 16, 128)
+
+
 def test_generator_bfloat16_matches_float32():
     """bfloat16 compute: float32 parameters, bfloat16 outputs close to the float32 ones."""
     kwargs = {"width": WIDTH, "num_residual_blocks": 1, "upsample": "subpixel"}
