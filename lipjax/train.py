@@ -226,13 +226,14 @@ def _train_gan(config, workdir: pathlib.Path, flownet_params, perceptual_variabl
         logging.info("Resumed from step %d", int(state.step))
         print(f"Resuming from step {int(state.step)} in {workdir}", flush=True)
 
+    schedule = train_step.Schedule.from_config(config)
     step_fn = jax.jit(
         functools.partial(
             train_step.train_step,
             networks=networks,
             optimizers=optimizers,
             loss_config=config.loss,
-            schedule=train_step.Schedule.from_config(config),
+            schedule=schedule,
         ),
         in_shardings=(replicated, data_sharding),
         out_shardings=(replicated, replicated),
@@ -277,7 +278,9 @@ def _train_gan(config, workdir: pathlib.Path, flownet_params, perceptual_variabl
         result = evaluate_params(state.generator_for_eval())
         scalars = result.scalars()
         if state.ema:
-            trained = evaluate_params(state.params).scalars()
+            # Until averaging starts the average is a copy of the weights: score it once.
+            averaging = step > schedule.ema_start_step
+            trained = evaluate_params(state.params).scalars() if averaging else scalars
             scalars.update({f"trained_{k}": trained[k] for k in ("lmd", "ssim", "psnr")})
         writers.scalars(step, scalars, "eval")
         if jax.process_index() == 0:
