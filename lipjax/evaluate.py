@@ -44,9 +44,10 @@ from lipjax import (
     train_step,
 )
 
-METRICS = ("lmd", "psnr", "ssim", "cpbd", "lse_d", "lse_c", "sync_offset")
+METRICS = ("lmd", "opening_corr", "psnr", "ssim", "cpbd", "lse_d", "lse_c", "sync_offset")
 HEADERS = {
     "lmd": "LMD ↓",
+    "opening_corr": "opening r ↑",
     "psnr": "PSNR ↑",
     "ssim": "SSIM ↑",
     "cpbd": "CPBD ↑",
@@ -280,7 +281,7 @@ def _format(metric: str, value: float | None) -> str:
         return "—"
     if metric == "psnr":
         return f"{value:.2f}"
-    return f"{value:.3f}" if metric in ("ssim", "cpbd", "lmd") else f"{value:.2f}"
+    return f"{value:.3f}" if metric in ("ssim", "cpbd", "lmd", "opening_corr") else f"{value:.2f}"
 
 
 def _present_metrics(rows: dict[str, dict[str, float]]) -> list[str]:

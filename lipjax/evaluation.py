@@ -10,9 +10,11 @@ Every window of a split is scored in three rows:
                 they are trivially perfect there.
 Metrics: LMD between lip landmarks of the real and the scored clip (from a landmark model
 on the crops, or on real corpora dlib on the crops pasted back into their frames,
-lipjax.real_lmd); PSNR and colour SSIM against the real clip (lipjax.metrics); CPBD
-sharpness; and, given a sync expert (lipjax.sync_expert.SyncScorer), LSE-D, LSE-C and the
-audio-visual offset of the clip against the window's audio.
+lipjax.real_lmd); with the landmark model, the correlation of the two clips' mouth
+openings over time (motion alone: 0 for the static row); PSNR and colour SSIM against
+the real clip (lipjax.metrics); CPBD sharpness; and, given a sync expert
+(lipjax.sync_expert.SyncScorer), LSE-D, LSE-C and the audio-visual offset of the clip
+against the window's audio.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from lipjax import landmark_regressor, metrics
 
 ROWS = ("model", "static", "ground_truth")
 # Metrics of a clip against the real one (not reported for the ground truth itself).
-REFERENCE_METRICS = ("lmd", "psnr", "ssim")
+REFERENCE_METRICS = ("lmd", "psnr", "ssim", "opening_corr")
 SYNC_METRICS = ("lse_d", "lse_c", "sync_offset")
 ID_KEYS = ("utterance_index", "start_frame", "speaker_id")
 
@@ -74,8 +76,8 @@ class LandmarkScorer:
 
 
 def _reference_metrics(real_u8, clip_u8, real_landmarks, clip_landmarks) -> dict[str, np.ndarray]:
-    """Per-clip LMD (unless the landmarks are None), PSNR (each frame capped at 100 dB) and
-    colour SSIM, arrays (B,)."""
+    """Per-clip LMD and mouth-opening correlation (unless the landmarks are None), PSNR (each
+    frame capped at 100 dB) and colour SSIM, arrays (B,)."""
     psnr = np.minimum(metrics.psnr_per_frame(real_u8, clip_u8), metrics.PSNR_CAP_DB)
     values = {
         "psnr": psnr.mean(axis=1),
@@ -83,6 +85,9 @@ def _reference_metrics(real_u8, clip_u8, real_landmarks, clip_landmarks) -> dict
     }
     if real_landmarks is not None:
         values["lmd"] = np.asarray(metrics.landmark_distance(real_landmarks, clip_landmarks))
+        values["opening_corr"] = np.asarray(
+            metrics.opening_correlation(real_landmarks, clip_landmarks)
+        )
     return values
 
 

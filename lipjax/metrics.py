@@ -143,6 +143,41 @@ def mean_point_error(real_landmarks, fake_landmarks):
     return float(per_clip) if per_clip.ndim == 0 else per_clip
 
 
+# Inner-lip landmark pairs (upper, lower) in the 20-point mouth numbering (dlib 61/67,
+# 62/66, 63/65 minus 48).
+INNER_LIP_PAIRS = ((13, 19), (14, 18), (15, 17))
+# A clip whose mouth opening varies less than this (pixels, standard deviation over time)
+# is still: its opening correlation is 0, as a still mouth follows no speech.
+STILL_OPENING_STD = 1e-3
+
+
+def mouth_opening(landmarks) -> np.ndarray:
+    """Inner-lip gap of each frame, (..., 20, 2) mouth landmarks -> (...), in their units."""
+    landmarks = np.asarray(landmarks, np.float64)
+    if landmarks.shape[-2:] != (20, 2):
+        raise ValueError(f"landmarks: expected (..., 20, 2) mouth points, got {landmarks.shape}")
+    upper = landmarks[..., [u for u, _ in INNER_LIP_PAIRS], :]
+    lower = landmarks[..., [lo for _, lo in INNER_LIP_PAIRS], :]
+    return np.linalg.norm(upper - lower, axis=-1).mean(axis=-1)
+
+
+def opening_correlation(real_landmarks, fake_landmarks):
+    """Pearson correlation over time of the mouth opening of the fake clip with the real
+    one's: does the generated mouth open and close when the real one does? 1 in step, 0
+    for a still mouth (the static baseline), negative out of phase. LMD mixes this with the
+    mouth's shape; this isolates the motion. A float for (T, 20, 2), per clip (B,) for
+    (B, T, 20, 2)."""
+    real, fake = _check_landmarks(real_landmarks, fake_landmarks)
+    real_open, fake_open = mouth_opening(real), mouth_opening(fake)
+    real_open = real_open - real_open.mean(axis=-1, keepdims=True)
+    fake_open = fake_open - fake_open.mean(axis=-1, keepdims=True)
+    real_std, fake_std = real_open.std(axis=-1), fake_open.std(axis=-1)
+    still = (real_std < STILL_OPENING_STD) | (fake_std < STILL_OPENING_STD)
+    covariance = (real_open * fake_open).mean(axis=-1)
+    corr = np.where(still, 0.0, covariance / np.where(still, 1.0, real_std * fake_std))
+    return float(corr) if corr.ndim == 0 else corr
+
+
 # CPBD: Narvekar & Karam, "A No-Reference Image Blur Metric Based on the Cumulative
 # Probability of Blur Detection (CPBD)", IEEE Trans. Image Processing 20(9), 2011.
 

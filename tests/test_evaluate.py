@@ -46,10 +46,11 @@ def _batches(sizes=(3, 3), padding: int = 1):
 
 
 def _landmarks(clips: np.ndarray) -> np.ndarray:
-    """A stand-in landmark model: 20 points that move with each frame's mean colour."""
+    """A stand-in landmark model: the inner lower lip (points 16..19) moves down with each
+    frame's mean colour, so the mouth opens and closes with it."""
     level = np.asarray(clips).mean(axis=(-3, -2, -1))[..., None, None]
     base = np.stack([np.linspace(0, 19, 20), np.zeros(20)], axis=-1)
-    return base + 10 * level * np.array([0.0, 1.0]) * (np.arange(20) % 2)[:, None]
+    return base + 1000 * level * np.array([0.0, 1.0]) * (np.arange(20) >= 16)[:, None]
 
 
 def _sync(clips, audio, audio_start=0):
@@ -75,6 +76,8 @@ def test_a_perfect_generator_against_static_and_ground_truth():
     real_u8, static_u8 = metrics.to_uint8(videos), metrics.to_uint8(static)
     expected_lmd = metrics.landmark_distance(_landmarks(videos), _landmarks(static)).mean()
     assert result.static["lmd"] == pytest.approx(expected_lmd)
+    assert result.model["opening_corr"] == pytest.approx(1.0)
+    assert result.static["opening_corr"] == 0.0  # a still mouth
     assert result.static["ssim"] == pytest.approx(metrics.ssim(real_u8, static_u8))
     assert result.static["cpbd"] == pytest.approx(metrics.cpbd(static_u8[:, 0]))
     assert result.static["lse_d"] == pytest.approx(np.mean(_sync(static, None)["lse_d"]))
@@ -97,6 +100,8 @@ def test_evaluation_options_and_an_empty_split():
     assert "cpbd" not in result.model and "lse_d" not in result.model
     assert result.ground_truth == {}
     assert result.model["lmd"] > 0
+    # Half the contrast, the same rhythm: the mouth opens less but in step (float32 means).
+    assert result.model["opening_corr"] == pytest.approx(1.0, abs=0.01)
     with pytest.raises(ValueError, match="no 16-frame windows"):
         evaluation.evaluate(lambda b: b["video"], [], _landmarks)
 
@@ -146,7 +151,7 @@ def test_the_tool_writes_tables_plots_and_samples(run_dir, tmp_path):
     summary = evaluate.run(config, str(run_dir), "test", tmp_path, max_batches=1, num_samples=2)
     rows = summary["rows"]
     assert summary["num_clips"] == 8
-    for metric in ("lmd", "psnr", "ssim", "cpbd", "lse_d", "lse_c", "sync_offset"):
+    for metric in ("lmd", "opening_corr", "psnr", "ssim", "cpbd", "lse_d", "lse_c", "sync_offset"):
         assert np.isfinite(rows["model"][metric]) and np.isfinite(rows["static"][metric])
     assert "lmd" not in rows["ground_truth"] and "lse_d" in rows["ground_truth"]
     for name in ("results.md", "results.csv", "per_speaker.csv", "per_clip.csv",

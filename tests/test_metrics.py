@@ -221,6 +221,42 @@ def test_lmd_rejects_bad_shapes_and_nan():
         metrics.landmark_distance(real, bad)
 
 
+def _opening_mouth(gaps: np.ndarray) -> np.ndarray:
+    """A still mouth whose three inner-lip pairs are `gaps[t]` pixels apart in frame t."""
+    mouth = np.repeat(_mouth(T=1, seed=3), len(gaps), axis=0)
+    for upper, lower in metrics.INNER_LIP_PAIRS:
+        mouth[:, lower] = mouth[:, upper] + np.stack([np.zeros_like(gaps), gaps], axis=-1)
+    return mouth
+
+
+def test_mouth_opening_is_the_inner_lip_gap():
+    gaps = np.array([0.0, 2.0, 5.5, 1.0])
+    np.testing.assert_allclose(metrics.mouth_opening(_opening_mouth(gaps)), gaps, atol=1e-12)
+    assert metrics.mouth_opening(np.stack([_opening_mouth(gaps)] * 2)).shape == (2, 4)
+    with pytest.raises(ValueError, match="20, 2"):
+        metrics.mouth_opening(np.zeros((4, 68, 2)))
+
+
+def test_opening_correlation_in_phase_out_of_phase_and_still():
+    t = np.arange(16)
+    real = _opening_mouth(3 + 2 * np.sin(t))
+    # The same rhythm at a third of the amplitude, shifted: correlation is about phase.
+    assert metrics.opening_correlation(real, _opening_mouth(1 + 0.7 * np.sin(t))) == (
+        pytest.approx(1.0)
+    )
+    assert metrics.opening_correlation(real, _opening_mouth(3 - 2 * np.sin(t))) == (
+        pytest.approx(-1.0)
+    )
+    still = _opening_mouth(np.full(16, 3.0))
+    assert metrics.opening_correlation(real, still) == 0.0  # the static baseline
+    # A quarter period out of step: sin against cos over whole periods is uncorrelated.
+    u = np.arange(16) * 2 * np.pi / 8
+    half = metrics.opening_correlation(_opening_mouth(3 + np.sin(u)), _opening_mouth(3 + np.cos(u)))
+    assert half == pytest.approx(0.0, abs=1e-12)
+    per_clip = metrics.opening_correlation(np.stack([real, real]), np.stack([real, still]))
+    np.testing.assert_allclose(per_clip, [1.0, 0.0], atol=1e-12)
+
+
 # CPBD
 
 

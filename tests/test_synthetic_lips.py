@@ -159,6 +159,20 @@ def test_lips_lead_audio_by_the_injected_delay(tiny):
     assert study["share_within_one_frame"] >= 0.9
 
 
+def test_a_model_blind_to_the_delay_can_still_beat_the_static_baseline(tiny):
+    examples = [e for s in tiny.values() for e in _examples(s)]
+    # Knowing each utterance's delay, the lip track is reproduced exactly.
+    for example in examples[:3]:
+        known = analysis.delay_blind_lmd([example], [int(example["av_delay_frames"])])
+        assert known["delay_blind_lmd"] == pytest.approx(0.0, abs=1e-9)
+        assert known["delay_blind_vs_static"] == pytest.approx(-1.0)
+    # Blind to a delay of 0..4 frames, the median track is still far closer than a still
+    # mouth (about -70% on `small`): the delay is not what limits a model's LMD.
+    blind = analysis.delay_blind_lmd(examples, range(5))
+    assert blind["windows"] > 20
+    assert 0 < blind["delay_blind_lmd"] < 0.6 * blind["static_lmd"]
+
+
 def test_every_bilabial_closes_the_lips(tiny):
     closures = [c for e in _examples(tiny["train"]) for c in analysis.bilabial_closures(e)]
     assert len(closures) > 10

@@ -31,7 +31,8 @@ def load_builder(config: str, data_dir: str | None, num_workers: int | None) -> 
 
 
 def run_study(builder: SyntheticLips, split: str, out_dir: pathlib.Path | None) -> dict:
-    """The corpus checks of issue 2 on one split: delay recovery, closures, speakers."""
+    """The corpus checks of issue 2 on one split: delay recovery, closures, speakers; and the
+    LMD a model blind to the injected delay could reach (`analysis.delay_blind_lmd`)."""
     source = builder.as_data_source(split=split)
     examples = [source[i] for i in range(len(source))]
     offsets = analysis.offset_study(examples)
@@ -43,6 +44,9 @@ def run_study(builder: SyntheticLips, split: str, out_dir: pathlib.Path | None) 
         picks = frames[:: max(1, len(frames) // 4)][:4]
         frames_by_speaker.setdefault(preview._text(example["speaker"]), []).extend(picks)
     identity = analysis.speaker_identification(frames_by_speaker)
+    corpus_config = CONFIGS[builder.builder_config.name]
+    delays = range(corpus_config.min_delay_frames, corpus_config.max_delay_frames + 1)
+    bound = analysis.delay_blind_lmd(examples, delays)
     summary = {
         "config": builder.builder_config.name,
         "split": split,
@@ -55,6 +59,9 @@ def run_study(builder: SyntheticLips, split: str, out_dir: pathlib.Path | None) 
         if closures
         else float("nan"),
         **{f"speakers_{k}": v for k, v in identity.items()},
+        "lmd_delay_blind": bound["delay_blind_lmd"],
+        "lmd_static": bound["static_lmd"],
+        "lmd_delay_blind_vs_static": bound["delay_blind_vs_static"],
     }
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -3,24 +3,15 @@ closures, and how distinct the speakers look."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
 from data_pipeline import visemes
-from lipjax import audio
+from lipjax import audio, metrics
 
-# Inner-lip landmark pairs (upper, lower) in the 20-point mouth numbering (dlib 61/67,
-# 62/66, 63/65 minus 48).
-INNER_LIP_PAIRS = ((13, 19), (14, 18), (15, 17))
 CLOSED_GAP_PIXELS = 0.5  # an inner-lip gap below this (crop pixels) counts as closed
-
-
-def mouth_opening(landmarks: np.ndarray) -> np.ndarray:
-    """Inner-lip gap per frame (T,), in the landmarks' pixel units."""
-    upper = landmarks[:, [u for u, _ in INNER_LIP_PAIRS]]
-    lower = landmarks[:, [lo for _, lo in INNER_LIP_PAIRS]]
-    return np.linalg.norm(upper - lower, axis=-1).mean(axis=1)
+mouth_opening = metrics.mouth_opening  # inner-lip gap per frame, in the landmarks' units
 
 
 def offset_correlations(visual: np.ndarray, acoustic: np.ndarray, max_offset: int) -> np.ndarray:
@@ -89,6 +80,44 @@ def offset_study(
         "best_offsets": best,
         "injected_delays": injected,
         "curves": np.array(curves),
+    }
+
+
+def delay_blind_lmd(
+    examples: Iterable[Mapping], delays: Sequence[int], window: int = 16, hop: int = 8
+) -> dict:
+    """How close to the real lips audio can get without knowing the injected delay.
+
+    Each utterance's lips lead its audio by a delay drawn from `delays`, which a model that
+    sees only the audio and one frame cannot know. This predictor knows the exact lip track
+    at each possible delay and outputs, per frame and point, the median over those delays
+    (ground-truth landmarks, edges held): its LMD against the real lips, over windows of
+    `window` frames with `hop`, beside the static baseline's (the identity frame repeated,
+    averaged over every frame of the utterance as the identity). A floor no audio-driven
+    model of this corpus needs to stay above, and a ceiling on what the delay costs.
+    """
+    delays = np.asarray(list(delays), np.int64)
+    blind, static = [], []
+    for example in examples:
+        track = np.asarray(example["landmarks"], np.float64)
+        length, delay = len(track), int(example["av_delay_frames"])
+        frames = np.arange(length)
+        # Lips at assumed delay d show what the true track shows d_true - d frames later.
+        shifted = track[np.clip(frames[None] + delay - delays[:, None], 0, length - 1)]
+        predicted = np.median(shifted, axis=0)
+        for start in range(0, length - window + 1, hop):
+            real = track[start : start + window]
+            blind.append(metrics.landmark_distance(real, predicted[start : start + window]))
+            stills = np.repeat(track[:, None], window, axis=1)  # every frame as the identity
+            static.append(
+                metrics.landmark_distance(np.broadcast_to(real, stills.shape), stills).mean()
+            )
+    blind_mean, static_mean = float(np.mean(blind)), float(np.mean(static))
+    return {
+        "windows": len(blind),
+        "delay_blind_lmd": blind_mean,
+        "static_lmd": static_mean,
+        "delay_blind_vs_static": blind_mean / static_mean - 1.0,
     }
 
 
