@@ -47,6 +47,11 @@ def base_config() -> ml_collections.ConfigDict:
     config.loss.mismatch_weight = 0.5  # λu of Eq. 4 (mismatched audio); 0 skips that pass
     config.loss.mask_sparsity = 0.1  # λ|m|_1 on the foreground mask ("vondrick" only: the
     # sparsity prior of Vondrick et al. 2016; the value 0.1 is our choice)
+    config.loss.sync_expert = 0.0  # weight of an expert lip-sync loss on the generated clip
+    # (Prajwal et al. 2020, "A lip sync expert is all you need"), with a frozen SyncNet-style
+    # expert; not in the paper (0 = off). The shipped expert also scores LSE-D / LSE-C, so
+    # those stop being independent of training when this is on (LMD stays independent).
+    config.loss.sync_expert_path = ""  # the expert's folder; "" = the one shipped in lipjax
 
     config.optim = ml_collections.ConfigDict()
     config.optim.learning_rate = 2e-4  # generator and discriminator (Adam)

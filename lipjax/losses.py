@@ -6,10 +6,12 @@ import jax
 import jax.numpy as jnp
 
 from lipjax.models import correlation_loss, perceptual_loss
+from lipjax.models.sync_expert import SyncExpert, audio_windows, grey_lips, lip_windows
 
 __all__ = [
     "correlation_loss",
     "discriminator_loss",
+    "expert_sync_loss",
     "generator_adversarial_loss",
     "perceptual_loss",
     "pixel_loss",
@@ -42,3 +44,23 @@ def discriminator_loss(
     if mismatch_logits is not None:
         loss += mismatch_weight * jnp.mean(jax.nn.softplus(mismatch_logits.astype(jnp.float32)))
     return loss
+
+
+def expert_sync_loss(
+    expert: SyncExpert, variables, video: jax.Array, log_mel: jax.Array
+) -> jax.Array:
+    """Expert lip-sync loss (Prajwal et al. 2020): for every run of 5 frames of `video`
+    (B, T, 64, 64, 3) in [-1, 1], -log of the in-sync probability (1 + cos) / 2 between the
+    frozen expert's embeddings of those lips and of the matching 20 mel frames of `log_mel`
+    (B, 4T, 128, 1), averaged. Unit embeddings: 0 when they coincide, log 2 when orthogonal.
+    """
+    lips = lip_windows(grey_lips(video))  # (B, T - 4, 32, 32, 5)
+    audio = audio_windows(log_mel[..., 0].astype(jnp.float32))  # (B, T - 4, 20, 128, 1)
+    lip_embeddings = expert.apply(
+        variables, lips.reshape(-1, *lips.shape[2:]), method=SyncExpert.embed_lips
+    )
+    audio_embeddings = expert.apply(
+        variables, audio.reshape(-1, *audio.shape[2:]), method=SyncExpert.embed_audio
+    )
+    cosine = jnp.sum(lip_embeddings * jax.lax.stop_gradient(audio_embeddings), axis=-1)
+    return jnp.mean(-jnp.log((1.0 + cosine) / 2.0 + 1e-6))

@@ -73,8 +73,9 @@ def ensure_dataset(config: ml_collections.ConfigDict) -> None:
     )
 
 
-def _pretrained(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> tuple[Any, Any]:
-    """FlowNet params and perceptual-encoder variables, pretraining them if needed."""
+def _pretrained(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> tuple[Any, Any, Any]:
+    """FlowNet params, perceptual-encoder variables (pretraining those two if needed) and
+    the sync expert's variables (None where a network is not used)."""
     from lipjax import pretrain_flownet, pretrain_perceptual
 
     networks_need = train_step.build_networks(config)
@@ -91,7 +92,25 @@ def _pretrained(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> tup
             pretrain_perceptual.run(config, str(workdir / "pretrain"))
             path = str(workdir / "pretrain" / "perceptual")
         _, perceptual_variables = pretrain_perceptual.load_perceptual_encoder(path)
-    return flownet_params, perceptual_variables
+    sync_expert_variables = None
+    if networks_need.sync_expert is not None:
+        sync_expert_variables = _load_sync_expert(config, networks_need.sync_expert)
+    return flownet_params, perceptual_variables, sync_expert_variables
+
+
+def _load_sync_expert(config: ml_collections.ConfigDict, expected) -> Any:
+    """The sync expert's variables for loss.sync_expert, checked against the module built."""
+    from lipjax import sync_expert
+
+    path = config.loss.get("sync_expert_path", "") or None
+    module, variables = sync_expert.load_expert(path)
+    if sync_expert.architecture_of(module) != sync_expert.architecture_of(expected):
+        raise ValueError(
+            f"loss.sync_expert_path: the expert at {path or 'the shipped path'} has the "
+            f"architecture {sync_expert.architecture_of(module)}, lipjax's loss builds "
+            f"{sync_expert.architecture_of(expected)}"
+        )
+    return variables
 
 
 class _Writers:
@@ -192,11 +211,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         raise ValueError(f"stage: expected 'gan', 'flownet' or 'perceptual', got {config.stage!r}")
     (path / "config.json").write_text(config.to_json_best_effort(indent=2))
     ensure_dataset(config)
-    flownet_params, perceptual_variables = _pretrained(config, path)
-    return _train_gan(config, path, flownet_params, perceptual_variables)
+    flownet_params, perceptual_variables, sync_expert_variables = _pretrained(config, path)
+    return _train_gan(config, path, flownet_params, perceptual_variables, sync_expert_variables)
 
 
-def _train_gan(config, workdir: pathlib.Path, flownet_params, perceptual_variables) -> dict:
+def _train_gan(
+    config, workdir: pathlib.Path, flownet_params, perceptual_variables, sync_expert_variables
+) -> dict:
     mesh = sharding.make_mesh()
     sharding.check_batch_size(config.batch_size, mesh)
     data_sharding, replicated = sharding.data_sharding(mesh), sharding.replicated(mesh)
@@ -208,6 +229,7 @@ def _train_gan(config, workdir: pathlib.Path, flownet_params, perceptual_variabl
         jax.random.key(config.seed),
         flownet_params=flownet_params,
         perceptual_variables=perceptual_variables,
+        sync_expert_variables=sync_expert_variables,
     )
     state = jax.device_put(state, replicated)
 
@@ -281,7 +303,13 @@ def _train_gan(config, workdir: pathlib.Path, flownet_params, perceptual_variabl
             # Until averaging starts the average is a copy of the weights: score it once.
             averaging = step > schedule.ema_start_step
             trained = evaluate_params(state.params).scalars() if averaging else scalars
-            scalars.update({f"trained_{k}": trained[k] for k in ("lmd", "ssim", "psnr")})
+            scalars.update(
+                {
+                    f"trained_{k}": trained[k]
+                    for k in ("lmd", "opening_corr", "ssim", "psnr")
+                    if k in trained
+                }
+            )
         writers.scalars(step, scalars, "eval")
         if jax.process_index() == 0:
             write_samples(result, eval_source, step, workdir / "samples")
@@ -358,14 +386,19 @@ def _train_gan(config, workdir: pathlib.Path, flownet_params, perceptual_variabl
 
 
 def _format_eval(step: int, scalars: dict) -> str:
+    def opening(prefix: str) -> str:
+        value = scalars.get(f"{prefix}opening_corr")
+        return "" if value is None else f", opening r {value:.2f}"
+
     line = (
-        f"step {step}: LMD {scalars['lmd']:.3f} (static {scalars['static_lmd']:.3f}), "
+        f"step {step}: LMD {scalars['lmd']:.3f} (static {scalars['static_lmd']:.3f}){opening('')}, "
         f"SSIM {scalars['ssim']:.3f} ({scalars['static_ssim']:.3f}), "
         f"PSNR {scalars['psnr']:.2f} ({scalars['static_psnr']:.2f})"
     )
     if "trained_lmd" in scalars:
         line += (
-            f"; weight average shown, trained weights: LMD {scalars['trained_lmd']:.3f}, "
-            f"SSIM {scalars['trained_ssim']:.3f}, PSNR {scalars['trained_psnr']:.2f}"
+            f"; weight average shown, trained weights: LMD {scalars['trained_lmd']:.3f}"
+            f"{opening('trained_')}, SSIM {scalars['trained_ssim']:.3f}, "
+            f"PSNR {scalars['trained_psnr']:.2f}"
         )
     return line

@@ -30,6 +30,7 @@ from lipjax.models import (
     video_flows,
 )
 from lipjax.models.factory import architecture_of
+from lipjax.models.sync_expert import SyncExpert
 
 PyTree = Any
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
@@ -45,6 +46,7 @@ class Networks:
     visual_correlation: FlowEncoder | None
     discriminator: Discriminator | None
     perceptual: PerceptualEncoder | None
+    sync_expert: SyncExpert | None = None  # frozen, for loss.sync_expert > 0
 
     @property
     def needs_flows(self) -> bool:
@@ -104,6 +106,7 @@ def build_networks(config: ml_collections.ConfigDict) -> Networks:
         )
         if loss.perceptual > 0
         else None,
+        sync_expert=SyncExpert() if loss.get("sync_expert", 0.0) > 0 else None,
     )
     if not networks.needs_flows:
         networks = dataclasses.replace(networks, flownet=None)
@@ -116,7 +119,7 @@ class TrainState:
 
     params / batch_stats / opt_state are dicts keyed by network group: "generator",
     "correlation" (phi_s and phi_v), "flownet", "discriminator". `frozen` holds the
-    perceptual encoder's variables, used but never trained.
+    perceptual encoder's and the sync expert's variables, used but never trained.
     """
 
     step: jax.Array
@@ -209,9 +212,11 @@ def init_state(
     rng: jax.Array,
     flownet_params: PyTree | None = None,
     perceptual_variables: PyTree | None = None,
+    sync_expert_variables: PyTree | None = None,
 ) -> TrainState:
     """Fresh parameters (He init) for every trained network; pretrained FlowNet and
-    perceptual-encoder variables are used where given."""
+    perceptual-encoder variables are used where given, and the sync expert's (frozen)
+    where the config turns its loss on."""
     inputs = example_inputs(2)
     keys = dict(
         zip(
@@ -264,6 +269,13 @@ def init_state(
                 "set perceptual.checkpoint or let the trainer pretrain it"
             )
         frozen["perceptual"] = perceptual_variables
+    if networks.sync_expert is not None:
+        if sync_expert_variables is None:
+            raise ValueError(
+                "loss.sync_expert is on but no sync expert was given; "
+                "load one with lipjax.sync_expert.load_expert"
+            )
+        frozen["sync_expert"] = sync_expert_variables
     optimizers = make_optimizers(config)
     opt_state = {name: optimizers[name].init(p) for name, p in params.items()}
     del video
@@ -449,11 +461,16 @@ def train_step(
                 train=True,
             )
             terms["adversarial"] = losses.generator_adversarial_loss(fake_logits)
+        if networks.sync_expert is not None:
+            terms["sync_expert"] = losses.expert_sync_loss(
+                networks.sync_expert, state.frozen["sync_expert"], fake, audio
+            )
         weights = {
             "pixel": loss_config.pixel,
             "perceptual": loss_config.perceptual,
             "correlation": loss_config.correlation,
             "adversarial": loss_config.adversarial,
+            "sync_expert": loss_config.get("sync_expert", 0.0),
         }
         total = sum(weights[name] * value for name, value in terms.items())
         return total, (terms, new_stats)

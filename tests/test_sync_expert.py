@@ -200,3 +200,49 @@ def test_audio_around_a_clip_is_padded_with_the_quietest_frame():
     inside = sync_expert.audio_around(log_mel, start=8, num_frames=2, context=1)
     np.testing.assert_array_equal(inside[:12, 0], log_mel[28:40, 0])
     np.testing.assert_array_equal(inside[12:, 0], -5.0)
+
+
+# The expert as a training loss (loss.sync_expert)
+
+
+@pytest.fixture(scope="module")
+def held_out_clips():
+    """16-frame RGB clips of unseen utterances, each with its in-sync audio window (the lips
+    lead by the utterance's delay) and the same window 8 frames later."""
+    from data_pipeline.synthetic_lips import corpus
+    from lipjax import input_pipeline
+
+    config = corpus.CorpusConfig(1, 3, 1, 1, 2, seed=2024)
+    videos, in_sync, shifted = [], [], []
+    for plan in corpus.plan_corpus(config)["test"]:
+        example = corpus.make_example(plan, config)[1]
+        frames = np.asarray(example["frames"], np.float32) / 127.5 - 1.0
+        log_mel = input_pipeline.normalize_log_mel(example["log_mel"])
+        delay, start = int(example["av_delay_frames"]), 8
+        videos.append(frames[start : start + 16])
+        mel = 4 * (start + delay)
+        in_sync.append(log_mel[mel : mel + 64])
+        shifted.append(log_mel[mel + 32 : mel + 96])
+    return np.stack(videos), np.stack(in_sync), np.stack(shifted)
+
+
+def test_the_sync_loss_prefers_real_lips_in_sync_and_its_gradient_reaches_the_frames(
+    held_out_clips,
+):
+    import jax
+
+    from lipjax import losses
+
+    videos, in_sync, shifted = held_out_clips
+    module, variables = sync_expert.load_expert()
+    loss = jax.jit(lambda v, a: losses.expert_sync_loss(module, variables, v, a))
+    real = float(loss(videos, in_sync))
+    static = float(loss(np.repeat(videos[:, :1], 16, axis=1), in_sync))
+    off_sync = float(loss(videos, shifted))
+    assert 0 <= real < static and real < off_sync, (real, static, off_sync)
+    gradient = jax.grad(lambda v: losses.expert_sync_loss(module, variables, v, in_sync))(videos)
+    assert np.isfinite(gradient).all() and np.abs(gradient).max() > 0
+    # A still mouth gets a gradient on every frame: the loss asks it to move.
+    still = np.repeat(videos[:, :1], 16, axis=1)
+    gradient = jax.grad(lambda v: losses.expert_sync_loss(module, variables, v, in_sync))(still)
+    assert (np.abs(gradient).reshape(len(still), 16, -1).max(axis=-1) > 0).all()

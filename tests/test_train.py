@@ -90,6 +90,43 @@ def test_one_step_updates_every_network(tiny_setup):
     assert int(state.step) == 2
 
 
+def test_the_sync_expert_loss_is_one_more_term_of_the_generator_step():
+    from lipjax import sync_expert
+
+    config = _tiny_config()
+    config.loss.sync_expert = 1.0
+    networks = train_step.build_networks(config)
+    assert networks.sync_expert is not None
+    with pytest.raises(ValueError, match="no sync expert"):
+        _state(config, networks)
+    _, expert = sync_expert.load_expert()
+    frames = jnp.zeros((1, 64, 64, 3))
+    state = train_step.init_state(
+        networks,
+        config,
+        jax.random.key(0),
+        perceptual_variables=networks.perceptual.init(jax.random.key(1), frames, train=False),
+        sync_expert_variables=expert,
+    )
+    step = jax.jit(
+        functools.partial(
+            train_step.train_step,
+            networks=networks,
+            optimizers=train_step.make_optimizers(config),
+            loss_config=config.loss,
+        )
+    )
+    before = jax.tree.map(np.asarray, state.params["generator"])
+    for seed in range(2):
+        state, metrics = step(state, _random_batch(8, seed=seed))
+    assert 0 < float(metrics["loss_sync_expert"]) < 15
+    unchanged = jax.tree.map(np.array_equal, state.frozen["sync_expert"], expert)
+    assert all(jax.tree.leaves(unchanged)), "the expert must stay frozen"
+    moved = jax.tree.map(lambda a, b: float(np.max(np.abs(np.asarray(a) - b))),
+                         state.params["generator"], before)  # fmt: skip
+    assert all(d > 0 for d in jax.tree.leaves(moved))
+
+
 def test_pixel_loss_falls_on_a_fixed_batch():
     # The pixel loss alone, through the full training step, on a learnable target (a
     # darkened identity image); the other terms pull elsewhere in the first steps.
