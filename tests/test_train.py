@@ -127,6 +127,22 @@ def test_the_sync_expert_loss_is_one_more_term_of_the_generator_step():
     assert all(d > 0 for d in jax.tree.leaves(moved))
 
 
+def test_the_trainer_loads_the_sync_expert_and_checks_its_architecture(tmp_path):
+    from lipjax import sync_expert
+    from lipjax.models.sync_expert import SyncExpert
+
+    config = _tiny_config()
+    config.loss.sync_expert = 1.0
+    variables = train._load_sync_expert(config, train_step.build_networks(config).sync_expert)
+    shipped = sync_expert.load_expert()[1]
+    assert jax.tree.all(jax.tree.map(np.array_equal, variables, shipped))
+    narrow = SyncExpert(embedding=16)
+    sync_expert.save_expert(sync_expert.init_expert(0, narrow), tmp_path, narrow)
+    config.loss.sync_expert_path = str(tmp_path)
+    with pytest.raises(ValueError, match=r"sync_expert_path.*architecture"):
+        train._load_sync_expert(config, SyncExpert())
+
+
 def test_pixel_loss_falls_on_a_fixed_batch():
     # The pixel loss alone, through the full training step, on a learnable target (a
     # darkened identity image); the other terms pull elsewhere in the first steps.
