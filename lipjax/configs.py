@@ -34,6 +34,9 @@ def base_config() -> ml_collections.ConfigDict:
     config.model.output_kernel = 7  # last Conv3d of the decoder, k on every axis (paper: 7;
     # "paper" only)
     config.model.audio_width = 0.0  # audio encoder's own multiplier; 0 = model.width ("paper")
+    # With identity_skip: the decoder also predicts a flow per frame that warps the identity
+    # image before its residual is added, so lips move by displacing pixels ("paper" only).
+    config.model.warp_identity = False
     config.model.compute_dtype = "float32"  # "float32" or "bfloat16" (parameters stay float32)
 
     config.loss = ml_collections.ConfigDict()

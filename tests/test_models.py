@@ -25,6 +25,7 @@ from lipjax.models import (
     multiscale_epe,
     perceptual_loss,
     video_flows,
+    warp_image,
 )
 from lipjax.models.layers import UpsampleBlock, depth_to_space, make_conv
 
@@ -443,3 +444,89 @@ def test_subpixel_upsampling_starts_without_checkerboard():
     assert y.shape == (2, 3, 12, 12, 8)
     np.testing.assert_allclose(y[:, :, 0::2, 0::2], y[:, :, 1::2, 1::2], atol=1e-5)
     np.testing.assert_allclose(y[:, :, 0::2, 0::2], y[:, :, 0::2, 1::2], atol=1e-5)
+
+
+def _mel_bins_reaching_columns(num_residual_blocks, columns=(0, 63)):
+    """For each output column x, the mel bins on which frame 2's column x depends (exactly:
+    the support of the gradient), for the CPU-sized generator with that decoder depth."""
+    model = Generator(
+        width=WIDTH,
+        num_residual_blocks=num_residual_blocks,
+        upsample="subpixel",
+        output_kernel=3,
+        conv3d_impl="taps",
+    )
+    variables = init(model, SHORT_SPECTROGRAM[:1], IMAGE[:1], train=False)
+
+    def column_sum(spectrogram, column):
+        video, _ = model.apply(variables, spectrogram, IMAGE[:1], train=False)
+        return video[0, 2, :, column, :].sum()
+
+    gradient = jax.jit(jax.grad(column_sum), static_argnums=1)
+    supports = []
+    for column in columns:
+        per_bin = np.abs(np.asarray(gradient(SHORT_SPECTROGRAM[:1], column)))[0, :, :, 0].sum(0)
+        supports.append(set(np.flatnonzero(per_bin).tolist()))
+    return supports
+
+
+def test_decoder_depth_decides_which_frequencies_each_column_hears():
+    # Audio frequency lies along the image's width after fusion (Fig. 3), so a shallow
+    # decoder ties each image column to a band of frequencies: with the CPU config's 2
+    # residual blocks the left edge of the frame hears only mel bins 0-58 (below ~2 kHz), the
+    # right edge only 62-127: disjoint bands. With the paper's 9 every column hears every bin.
+    from lipjax import configs
+
+    cpu_depth = configs.cpu_sized(configs.base_config()).model.generator_residual_blocks
+    left, right = _mel_bins_reaching_columns(cpu_depth)
+    assert max(left) < min(right)
+    left, right = _mel_bins_reaching_columns(configs.base_config().model.generator_residual_blocks)
+    assert left == right == set(range(128))
+
+
+def test_warp_image_known_shifts_and_gradient():
+    image = uniform(5, (2, 8, 8, 3))
+    flow = jnp.zeros((2, 3, 8, 8, 2))
+    np.testing.assert_array_equal(warp_image(image, flow), jnp.repeat(image[:, None], 3, 1))
+    # out[y, x] = image[y + dy, x + dx]: dx = 1 reads the next column (the last one clamps),
+    # dy = -2 the row two above, and dx = 0.5 the mean of two neighbours.
+    shifted = warp_image(image, flow.at[:, 0, ..., 0].set(1.0).at[:, 1, ..., 1].set(-2.0))
+    np.testing.assert_allclose(shifted[:, 0, :, :-1], image[:, :, 1:], atol=1e-6)
+    np.testing.assert_allclose(shifted[:, 0, :, -1], image[:, :, -1], atol=1e-6)
+    np.testing.assert_allclose(shifted[:, 1, 2:], image[:, :-2], atol=1e-6)
+    half = warp_image(image, flow.at[..., 0].set(0.5))
+    np.testing.assert_allclose(
+        half[:, 2, :, :-1], (image[:, :, :-1] + image[:, :, 1:]) / 2, atol=1e-6
+    )
+
+    gradient = jax.grad(lambda f: warp_image(image, f).sum())(flow + 0.25)
+    assert np.all(np.isfinite(gradient)) and np.any(gradient[..., 0]) and np.any(gradient[..., 1])
+
+
+def test_generator_warp_identity_starts_at_the_identity_and_learns_a_flow():
+    model = Generator(
+        width=WIDTH,
+        num_residual_blocks=1,
+        upsample="subpixel",
+        identity_skip=True,
+        warp_identity=True,
+        conv3d_impl="taps",
+    )
+    variables = model.init(jax.random.PRNGKey(1), SHORT_SPECTROGRAM, IMAGE, train=False)
+    assert variables["params"]["to_rgb"]["kernel"].shape[-1] == 5  # 3 residual + 2 flow
+    video, _ = model.apply(variables, SHORT_SPECTROGRAM, IMAGE, train=False)
+    expected = jnp.broadcast_to(jnp.clip(IMAGE, -0.999, 0.999)[:, None], video.shape)
+    np.testing.assert_allclose(video, expected, atol=1e-5)
+
+    def loss(params):
+        video, _ = model.apply(
+            {**variables, "params": params}, SHORT_SPECTROGRAM, IMAGE, train=False
+        )
+        return jnp.mean(jnp.abs(video - VIDEO[:, :4]))
+
+    kernel_gradient = jax.grad(loss)(variables["params"])["to_rgb"]["kernel"]
+    assert np.any(kernel_gradient[..., 3:]), "no gradient reaches the flow channels"
+    with pytest.raises(ValueError, match="identity_skip"):
+        Generator(width=WIDTH, num_residual_blocks=1, warp_identity=True).init(
+            jax.random.PRNGKey(0), SHORT_SPECTROGRAM, IMAGE, train=False
+        )

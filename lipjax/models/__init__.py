@@ -12,7 +12,7 @@ from lipjax.models.flownet import (
     multiscale_epe,
     video_flows,
 )
-from lipjax.models.generator import Generator, fuse_audio_identity
+from lipjax.models.generator import Generator, fuse_audio_identity, warp_image
 from lipjax.models.identity_encoder import IdentityEncoder
 from lipjax.models.layers import conv3d_as_2d_taps
 from lipjax.models.perceptual import (
@@ -46,4 +46,5 @@ __all__ = [
     "multiscale_epe",
     "perceptual_loss",
     "video_flows",
+    "warp_image",
 ]

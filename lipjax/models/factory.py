@@ -39,6 +39,7 @@ _FIELDS = {
         "output_kernel": "output_kernel",
         "conv3d_impl": "conv3d_impl",
         "audio_width": "audio_width",
+        "warp_identity": "warp_identity",
     },
     "chung": {"width": "width", "upsample": "upsample", "identity_skip": "identity_skip"},
     "vondrick": {

@@ -30,6 +30,38 @@ def identity_skip_output(logits: jax.Array, identity_image: jax.Array, dtype: Dt
     return video.astype(dtype)
 
 
+def warp_image(image: jax.Array, flow: jax.Array) -> jax.Array:
+    """Backward warp of one image per clip by a flow per frame, bilinear (the sampler of
+    spatial transformers, Jaderberg et al. 2015), borders clamped.
+
+    image (B, H, W, C), flow (B, T, H, W, 2) in pixels as (dx, dy):
+    out[b, t, y, x] = image[b, y + dy, x + dx], interpolated. Zero flow returns the image
+    exactly, and the output is differentiable in the flow.
+    """
+    batch, height, width, channels = image.shape
+    rows = jnp.arange(height, dtype=jnp.float32)[:, None]
+    cols = jnp.arange(width, dtype=jnp.float32)[None, :]
+    flow = flow.astype(jnp.float32)
+    x = jnp.clip(cols + flow[..., 0], 0.0, width - 1.0)
+    y = jnp.clip(rows + flow[..., 1], 0.0, height - 1.0)
+    x0 = jnp.clip(jnp.floor(x), 0, width - 2)
+    y0 = jnp.clip(jnp.floor(y), 0, height - 2)
+    wx = (x - x0)[..., None]
+    wy = (y - y0)[..., None]
+    x0 = x0.astype(jnp.int32)
+    y0 = y0.astype(jnp.int32)
+    pixels = image.astype(jnp.float32).reshape(batch, height * width, channels)
+
+    def gather(yy, xx):
+        index = (yy * width + xx).reshape(batch, -1)
+        values = jnp.take_along_axis(pixels, index[..., None], axis=1)
+        return values.reshape(*yy.shape, channels)
+
+    top = gather(y0, x0) * (1.0 - wx) + gather(y0, x0 + 1) * wx
+    bottom = gather(y0 + 1, x0) * (1.0 - wx) + gather(y0 + 1, x0 + 1) * wx
+    return top * (1.0 - wy) + bottom * wy
+
+
 def fuse_audio_identity(audio_features: jax.Array, image_features: jax.Array) -> jax.Array:
     """Audio-identity fusion by duplication and concatenation (paper Fig. 3).
 
@@ -72,6 +104,10 @@ class Generator(nn.Module):
         layer is the most expensive of the generator; CPU configs use 3.
       audio_width: channel multiplier of the audio encoder alone (0 = `width`). The audio
         encoder is a small share of the FLOPs, so a CPU-sized model can afford a wider one.
+      warp_identity: with `identity_skip`, the decoder also predicts a flow per frame (two
+        more output channels, in pixels) that warps the identity image before the residual
+        is added: lips can move by displacing pixels instead of being repainted. Zero
+        logits still give the identity image. Not in the paper (False there).
     """
 
     width: float = 1.0
@@ -81,6 +117,7 @@ class Generator(nn.Module):
     conv3d_impl: str = "native"
     output_kernel: int = 7
     audio_width: float = 0.0
+    warp_identity: bool = False
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
 
@@ -88,6 +125,8 @@ class Generator(nn.Module):
     def __call__(
         self, spectrogram: jax.Array, identity_image: jax.Array, train: bool
     ) -> tuple[jax.Array, jax.Array]:
+        if self.warp_identity and not self.identity_skip:
+            raise ValueError("model.warp_identity needs model.identity_skip (it warps the skip)")
         common = {"dtype": self.dtype, "param_dtype": self.param_dtype}
         conv3d = {"conv3d_impl": self.conv3d_impl, **common}
         audio_width = self.audio_width or self.width
@@ -111,14 +150,19 @@ class Generator(nn.Module):
         # from the static baseline instead of noise (as zero-initialised residual branches,
         # Goyal et al. 2017) and the decoder learns only where a frame differs from it.
         logits = make_conv(
-            3,
+            5 if self.warp_identity else 3,
             (self.output_kernel,) * 3,
             **conv3d,
             name="to_rgb",
             kernel_init=nn.initializers.zeros if self.identity_skip else he_normal,
         )(x)
 
-        if self.identity_skip:
+        if self.warp_identity:
+            warped = warp_image(identity_image, logits[..., 3:])
+            identity = jnp.clip(warped, -IDENTITY_SKIP_CLIP, IDENTITY_SKIP_CLIP)
+            video = jnp.tanh(logits[..., :3].astype(jnp.float32) + jnp.arctanh(identity))
+            video = video.astype(self.dtype)
+        elif self.identity_skip:
             video = identity_skip_output(logits, identity_image, self.dtype)
         else:
             video = jnp.tanh(logits)
