@@ -22,11 +22,14 @@ IDENTITY_SKIP_CLIP = 0.999
 
 
 def identity_skip_output(logits: jax.Array, identity_image: jax.Array, dtype: Dtype) -> jax.Array:
-    """video = tanh(logits + atanh(clip(p_r, +-IDENTITY_SKIP_CLIP))), p_r repeated over time:
-    zero logits give the (clipped) identity image. logits (B, T, H, W, 3), identity (B, H, W, 3).
+    """video = tanh(logits + atanh(clip(p_r, +-IDENTITY_SKIP_CLIP))): zero logits give the
+    (clipped) identity image. logits (B, T, H, W, 3); identity (B, H, W, 3), repeated over
+    time, or one per frame (B, T, H, W, 3) (a warped identity).
     """
     identity = jnp.clip(identity_image.astype(jnp.float32), -IDENTITY_SKIP_CLIP, IDENTITY_SKIP_CLIP)
-    video = jnp.tanh(logits.astype(jnp.float32) + jnp.arctanh(identity)[:, None])
+    if identity.ndim == 4:
+        identity = identity[:, None]
+    video = jnp.tanh(logits.astype(jnp.float32) + jnp.arctanh(identity))
     return video.astype(dtype)
 
 
@@ -159,9 +162,7 @@ class Generator(nn.Module):
 
         if self.warp_identity:
             warped = warp_image(identity_image, logits[..., 3:])
-            identity = jnp.clip(warped, -IDENTITY_SKIP_CLIP, IDENTITY_SKIP_CLIP)
-            video = jnp.tanh(logits[..., :3].astype(jnp.float32) + jnp.arctanh(identity))
-            video = video.astype(self.dtype)
+            video = identity_skip_output(logits[..., :3], warped, self.dtype)
         elif self.identity_skip:
             video = identity_skip_output(logits, identity_image, self.dtype)
         else:
