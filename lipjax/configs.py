@@ -37,6 +37,7 @@ def base_config() -> ml_collections.ConfigDict:
     # With identity_skip: the decoder also predicts a flow per frame that warps the identity
     # image before its residual is added, so lips move by displacing pixels ("paper" only).
     config.model.warp_identity = False
+    config.model.warp_flow_scale = 1.0  # pixels of that flow per unit of the decoder's output
     config.model.compute_dtype = "float32"  # "float32" or "bfloat16" (parameters stay float32)
 
     config.loss = ml_collections.ConfigDict()

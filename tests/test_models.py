@@ -526,6 +526,18 @@ def test_generator_warp_identity_starts_at_the_identity_and_learns_a_flow():
 
     kernel_gradient = jax.grad(loss)(variables["params"])["to_rgb"]["kernel"]
     assert np.any(kernel_gradient[..., 3:]), "no gradient reaches the flow channels"
+
+    # warp_flow_scale: pixels per output unit. A flow bias of 0.5 at scale 4 shifts every
+    # frame by 2 px; the same bias at scale 1 by half a pixel.
+    bias = variables["params"]["to_rgb"]["bias"].at[3:].set(0.5)
+    shifted = {**variables["params"], "to_rgb": {**variables["params"]["to_rgb"], "bias": bias}}
+    for scale in (1.0, 4.0):
+        scaled = model.clone(warp_flow_scale=scale)
+        video, _ = scaled.apply({**variables, "params": shifted}, SHORT_SPECTROGRAM, IMAGE, False)
+        flow = jnp.full((*video.shape[:-1], 2), 0.5 * scale)
+        expected = jnp.clip(warp_image(IMAGE, flow), -0.999, 0.999)
+        np.testing.assert_allclose(video, expected, atol=1e-5)
+
     with pytest.raises(ValueError, match="identity_skip"):
         Generator(width=WIDTH, num_residual_blocks=1, warp_identity=True).init(
             jax.random.PRNGKey(0), SHORT_SPECTROGRAM, IMAGE, train=False

@@ -40,6 +40,7 @@ _FIELDS = {
         "conv3d_impl": "conv3d_impl",
         "audio_width": "audio_width",
         "warp_identity": "warp_identity",
+        "warp_flow_scale": "warp_flow_scale",
     },
     "chung": {"width": "width", "upsample": "upsample", "identity_skip": "identity_skip"},
     "vondrick": {

@@ -111,6 +111,9 @@ class Generator(nn.Module):
         more output channels, in pixels) that warps the identity image before the residual
         is added: lips can move by displacing pixels instead of being repainted. Zero
         logits still give the identity image. Not in the paper (False there).
+      warp_flow_scale: pixels of flow per unit of those two output channels. Adam moves a
+        weight by about its learning rate per step whatever the gradient's size, so a
+        larger scale lets the flow reach several pixels within a CPU-length schedule.
     """
 
     width: float = 1.0
@@ -121,6 +124,7 @@ class Generator(nn.Module):
     output_kernel: int = 7
     audio_width: float = 0.0
     warp_identity: bool = False
+    warp_flow_scale: float = 1.0
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
 
@@ -161,7 +165,7 @@ class Generator(nn.Module):
         )(x)
 
         if self.warp_identity:
-            warped = warp_image(identity_image, logits[..., 3:])
+            warped = warp_image(identity_image, self.warp_flow_scale * logits[..., 3:])
             video = identity_skip_output(logits[..., :3], warped, self.dtype)
         elif self.identity_skip:
             video = identity_skip_output(logits, identity_image, self.dtype)
