@@ -89,6 +89,7 @@ def environment() -> dict[str, Any]:
         "cpu": cpu_model(),
         "cores": usable_cores(),
         "load_average": round(os.getloadavg()[0], 2),
+        "other_work_cores": None if (other := other_work_cores()) is None else round(other, 2),
         "python": platform.python_version(),
         "jax": jax.__version__,
         "jaxlib": jaxlib.__version__,
@@ -404,13 +405,76 @@ def rate(value: float) -> str:
     return f"{value:.3g}" if value < 1000 else f"{value:,.0f}"
 
 
+def _proc_stat_fields(pid: str) -> list[str] | None:
+    """Fields of /proc/PID/stat after the command name (state is [0], ppid [1]), or None."""
+    try:
+        text = pathlib.Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text[text.rindex(")") + 2 :].split()
+
+
+def other_cpu_seconds(root_pid: int | None = None) -> float | None:
+    """CPU seconds used so far by every process outside `root_pid`'s tree (default: this
+    process, its children and theirs): other work on the machine. None without /proc.
+
+    Processes that ended between two readings drop out, so a difference of two readings
+    can miss some work; it never counts our own.
+    """
+    root_pid = os.getpid() if root_pid is None else root_pid
+    if not pathlib.Path("/proc/self/stat").exists():
+        return None
+    ticks_per_second = os.sysconf("SC_CLK_TCK")
+    parents, ticks = {}, {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit() and (fields := _proc_stat_fields(entry.name)):
+            pid = int(entry.name)
+            parents[pid] = int(fields[1])
+            ticks[pid] = int(fields[11]) + int(fields[12])  # utime + stime
+
+    def ours(pid: int) -> bool:
+        while pid > 1:
+            if pid == root_pid:
+                return True
+            pid = parents.get(pid, 0)
+        return False
+
+    return sum(t for pid, t in ticks.items() if not ours(pid)) / ticks_per_second
+
+
+# Taken when a script imports this module, before it measures anything.
+_OTHER_WORK_AT_START = (time.monotonic(), other_cpu_seconds())
+
+
+def other_work_cores(since: tuple[float, float | None] = _OTHER_WORK_AT_START) -> float | None:
+    """Cores that processes other than this benchmark kept busy, on average, since `since`
+    (default: since the script started); None where /proc is missing."""
+    start, cpu_at_start = since
+    cpu_now, elapsed = other_cpu_seconds(), time.monotonic() - start
+    if cpu_at_start is None or cpu_now is None or elapsed <= 0:
+        return None
+    return max(0.0, cpu_now - cpu_at_start) / elapsed
+
+
 def load_warning() -> str | None:
-    """A note when other work shares the cores: timings are then pessimistic."""
-    load = os.getloadavg()[0]
+    """A note when other work shared the cores: timings are then pessimistic. Measured as
+    the CPU time of processes outside this benchmark's process tree since it started (the
+    load average would count the benchmark's own threads); the load average where /proc
+    is missing."""
     cores = usable_cores()
-    if load > 0.5 * cores:
+    other = other_work_cores()
+    if other is None:
+        load = os.getloadavg()[0]
+        if load > 0.5 * cores:
+            return (
+                f"Load average {load:.1f} on {cores} cores when measured (this benchmark "
+                "included): other work may have shared the CPU, so CPU timings may be "
+                "pessimistic."
+            )
+        return None
+    if other > 0.1 * cores:
         return (
-            f"Load average {load:.1f} on {cores} cores when measured: other work shared "
-            "the CPU, so CPU timings are pessimistic."
+            f"Other processes kept {other:.2f} of the {cores} cores busy on average while "
+            "this was measured, so CPU timings are pessimistic."
         )
     return None

@@ -168,6 +168,14 @@ def _figures(results, script: str, table_index: int) -> dict:
     return tables[table_index].figures if len(tables) > table_index else {}
 
 
+def other_work_cell(env: dict) -> str:
+    """Cores other processes kept busy while a script measured (older results: the load
+    average, which counts the benchmark itself)."""
+    if env.get("other_work_cores") is not None:
+        return f"{env['other_work_cores']:.2f} cores"
+    return f"load average {env['load_average']}"
+
+
 def machines_table(results) -> measure.Table:
     table = measure.Table(
         "Machines and software",
@@ -178,7 +186,7 @@ def machines_table(results) -> measure.Table:
             "device",
             "CPU",
             "cores",
-            "load",
+            "other work",
             "jax / jaxlib",
             "flax",
             "XLA_FLAGS",
@@ -199,7 +207,7 @@ def machines_table(results) -> measure.Table:
                         f"{device} x {env['local_devices']}",
                         env["cpu"],
                         str(env["cores"]),
-                        str(env["load_average"]),
+                        other_work_cell(env),
                         f"{env['jax']} / {env['jaxlib']}",
                         env["flax"],
                         f"`{env['xla_flags']}`" if env["xla_flags"] else "",

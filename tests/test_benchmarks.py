@@ -2,9 +2,11 @@
 
 import importlib
 import json
+import os
 import pathlib
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -110,3 +112,34 @@ def test_cpu_rows_refused_for_memory_rerun_at_a_batch_that_fits(benchmarks):
     assert 1 <= smaller < 24 and smaller * 17 / 24 <= 0.85 * 16
     assert train_step.batch_that_fits_host(24, {"memory_plan": {"total": gib}}) is None
     assert train_step.batch_that_fits_host(24, None) is None
+
+
+@pytest.mark.skipif(not pathlib.Path("/proc/self/stat").exists(), reason="needs /proc")
+def test_other_work_counts_cpu_outside_the_benchmarks_process_tree(benchmarks):
+    """The load warning must not count the benchmark's own threads and workers (the load
+    average did), and must count a busy process that is not one of them."""
+    measure = benchmarks("measure")
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+
+    def child_seconds() -> float:
+        fields = measure._proc_stat_fields(str(busy.pid))
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    try:
+        deadline = time.monotonic() + 10
+        while child_seconds() < 1.0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        everyone = measure.other_cpu_seconds(root_pid=0)  # no process is "ours"
+        without_us = measure.other_cpu_seconds()  # our tree, the busy child included
+        without_child = measure.other_cpu_seconds(root_pid=busy.pid)
+        used = child_seconds()
+    finally:
+        busy.kill()
+        busy.wait()
+    assert used >= 0.5
+    assert everyone - without_us >= 0.9 * used  # the child is our own work
+    assert 0.9 * used <= everyone - without_child <= used + 0.5
+
+    # 3 CPU seconds of other work in 2 s of wall time: 1.5 cores, over 10% of any machine.
+    since = (time.monotonic() - 2.0, measure.other_cpu_seconds() - 3.0)
+    assert measure.other_work_cores(since) == pytest.approx(1.5, abs=0.3)
