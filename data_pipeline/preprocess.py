@@ -253,15 +253,7 @@ def crop_video_and_boxes(
     """`crop_video`, and each crop's box (T, 3) float32 as (centre x, centre y, half-size
     r) in frame pixels: `lipjax.crop.crop_frame(frame, box[:2], box[2])` cuts the crop and
     `lipjax.crop.paste_frame` puts one back."""
-    frames = np.asarray(frames)
-    if frames.ndim != 4 or frames.shape[-1] != 3:
-        raise ValueError(f"frames: expected (T, H, W, 3) RGB video, got shape {frames.shape}")
-    if len(frames) != len(mouth_landmarks):
-        raise ValueError(
-            f"mouth_landmarks: {len(mouth_landmarks)} frames of landmarks for "
-            f"{len(frames)} video frames"
-        )
-    centres, half_sizes = crop.smooth_boxes(*crop.mouth_boxes(mouth_landmarks), smoothing_window)
+    frames, centres, half_sizes = crop.video_crop_boxes(frames, mouth_landmarks, smoothing_window)
     crops = np.stack(
         [_crop_region(f, c, r) for f, c, r in zip(frames, centres, half_sizes, strict=True)]
     )

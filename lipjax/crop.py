@@ -85,6 +85,23 @@ def landmarks_to_crop(
     )
 
 
+def video_crop_boxes(
+    frames: np.ndarray, mouth_landmarks: np.ndarray, smoothing_window: int = 1
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`frames` as an array, checked to be (T, H, W, 3) with one (20, 2) landmark set per
+    frame, and each frame's smoothed crop box: centres (T, 2) and half-sizes (T,)."""
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"frames: expected (T, H, W, 3) RGB video, got shape {frames.shape}")
+    if len(frames) != len(mouth_landmarks):
+        raise ValueError(
+            f"mouth_landmarks: {len(mouth_landmarks)} frames of landmarks for "
+            f"{len(frames)} video frames"
+        )
+    centres, half_sizes = smooth_boxes(*mouth_boxes(mouth_landmarks), smoothing_window)
+    return frames, centres, half_sizes
+
+
 def crop_video(
     frames: np.ndarray,
     mouth_landmarks: np.ndarray,
@@ -98,15 +115,7 @@ def crop_video(
       mouth_landmarks: (T, 20, 2) points 48..67 as (x, y) in frame pixels.
       smoothing_window: frames in the moving average of the crop box (1 = none).
     """
-    frames = np.asarray(frames)
-    if frames.ndim != 4 or frames.shape[-1] != 3:
-        raise ValueError(f"frames: expected (T, H, W, 3) RGB video, got shape {frames.shape}")
-    if len(frames) != len(mouth_landmarks):
-        raise ValueError(
-            f"mouth_landmarks: {len(mouth_landmarks)} frames of landmarks for "
-            f"{len(frames)} video frames"
-        )
-    centres, half_sizes = smooth_boxes(*mouth_boxes(mouth_landmarks), smoothing_window)
+    frames, centres, half_sizes = video_crop_boxes(frames, mouth_landmarks, smoothing_window)
     crops = np.stack(
         [crop_frame(f, c, r, size) for f, c, r in zip(frames, centres, half_sizes, strict=True)]
     )
