@@ -37,11 +37,43 @@ LOG_MEL_MEAN = -38.55
 LOG_MEL_STD = 16.16
 
 MODES = ("continuous", "per_chunk")
+MAX_LOOKAHEAD_FRAMES = 8  # of config.model.audio_lookahead_frames: half a 16-frame window
 
 
 def num_video_frames(num_samples: int) -> int:
     """Number of 25-fps video frames spanned by `num_samples` audio samples at 44.1 kHz."""
     return math.ceil(num_samples / SAMPLES_PER_VIDEO_FRAME)
+
+
+def check_lookahead(frames: Any) -> int:
+    """`config.model.audio_lookahead_frames`, checked: an integer 0..MAX_LOOKAHEAD_FRAMES."""
+    if isinstance(frames, bool) or not isinstance(frames, (int, np.integer)):
+        frames_ok = False
+    else:
+        frames_ok = 0 <= frames <= MAX_LOOKAHEAD_FRAMES
+    if not frames_ok:
+        raise ValueError(
+            f"model.audio_lookahead_frames: expected an integer 0..{MAX_LOOKAHEAD_FRAMES} "
+            f"(video frames), got {frames!r}"
+        )
+    return int(frames)
+
+
+def log_mel_window(log_mel: np.ndarray, start_frame: int, num_frames: int) -> np.ndarray:
+    """The log-mel rows (4 num_frames, ...) of video frames [start_frame, start_frame +
+    num_frames) of an utterance's log-mel (4 T, ...), padded beyond its ends with its
+    quietest mel frame (lowest mean), the nearest thing to silence it holds."""
+    log_mel = np.asarray(log_mel)
+    first = MELS_PER_VIDEO_FRAME * start_frame
+    stop = first + MELS_PER_VIDEO_FRAME * num_frames
+    if first >= 0 and stop <= len(log_mel):
+        return log_mel[first:stop]
+    quietest = log_mel[np.argmin(log_mel.reshape(len(log_mel), -1).mean(axis=-1))]
+    out = np.repeat(quietest[None], stop - first, axis=0)
+    source = slice(max(first, 0), min(stop, len(log_mel)))
+    if source.start < source.stop:
+        out[source.start - first : source.stop - first] = log_mel[source]
+    return out
 
 
 def pad_to_video_frames(waveform: np.ndarray, num_frames: int | None = None) -> np.ndarray:

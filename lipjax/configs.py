@@ -38,6 +38,11 @@ def base_config() -> ml_collections.ConfigDict:
     # image before its residual is added, so lips move by displacing pixels ("paper" only).
     config.model.warp_identity = False
     config.model.warp_flow_scale = 1.0  # pixels of that flow per unit of the decoder's output
+    # Frames the audio window starts after the video window it drives (0 = aligned, as the
+    # paper). Lips lead the sound (paper Sec. 4, Fig. 4; synthetic_lips: by 0-4 frames) and
+    # the generator's temporal receptive field is centred, so a look-ahead of the mean lead
+    # puts the audio of each frame's lip shape where the generator sees it best.
+    config.model.audio_lookahead_frames = 0
     config.model.compute_dtype = "float32"  # "float32" or "bfloat16" (parameters stay float32)
 
     config.loss = ml_collections.ConfigDict()

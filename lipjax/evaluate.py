@@ -183,6 +183,7 @@ def run(
         global_batch_size=config.batch_size,
         cache_dir=workdir / "data_index",
         num_data_devices=1,
+        audio_lookahead=config.model.audio_lookahead_frames,
     )
     source = input_pipeline.load_builder(config.dataset, data_dir).as_data_source(split=split)
     sync = sync_audio = None

@@ -252,14 +252,19 @@ class LipGenerator:
         self.weights, self.hop, self.batch_windows = weights, hop, batch_windows
         self.module = weights.generator()
         self.variables = jax.device_put(weights.variables)
+        # Older weights folders have no look-ahead field: their models were trained aligned.
+        self.audio_lookahead = audio_lib.check_lookahead(
+            weights.model.get("audio_lookahead_frames", 0)
+        )
 
     def windows(self, waveform: np.ndarray) -> tuple[int, np.ndarray, jax.Array]:
         """Frame count T, window starts and the log-mel windows of a 44.1 kHz waveform."""
         num_frames = audio_lib.num_video_frames(len(waveform))
         starts = window_starts(num_frames, self.hop)
-        padded_frames = int(starts[-1]) + WINDOW_FRAMES
+        padded_frames = int(starts[-1]) + WINDOW_FRAMES + self.audio_lookahead
         padded = audio_lib.pad_to_video_frames(waveform, padded_frames)
-        return num_frames, starts, _audio_windows(jnp.asarray(padded), tuple(starts.tolist()))
+        audio_starts = tuple((starts + self.audio_lookahead).tolist())
+        return num_frames, starts, _audio_windows(jnp.asarray(padded), audio_starts)
 
     def clips(self, audio_windows: jax.Array, crop: np.ndarray) -> np.ndarray:
         """Generated clips (n, 16, 64, 64, 3) in [-1, 1] of n audio windows.

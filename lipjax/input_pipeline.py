@@ -348,6 +348,7 @@ class _WindowReader:
 
     source: Sequence
     index: WindowIndex
+    audio_lookahead: int = 0  # the audio window starts this many frames after the video's
 
     def read(self, row: int, identity_frame: int) -> dict[str, np.ndarray]:
         """Window `row`, with frame `identity_frame` of its utterance as identity."""
@@ -360,7 +361,9 @@ class _WindowReader:
             "video": normalize_video(example["frames"][start:stop]),
             "identity": normalize_video(example["frames"][identity_frame]),
             "audio": normalize_log_mel(
-                example["log_mel"][MELS_PER_FRAME * start : MELS_PER_FRAME * stop]
+                audio.log_mel_window(
+                    example["log_mel"], start + self.audio_lookahead, self.index.window
+                )
             ),
             "landmarks": np.asarray(example["landmarks"][start:stop], np.float32),
             "utterance_index": np.int32(self.index.first_utterance + utterance),
@@ -463,6 +466,7 @@ def create_train_iterator(
     num_data_devices: int | None = None,
     num_threads: int = 1,
     worker_count: int = 0,
+    audio_lookahead: int = 0,
 ) -> grain.DatasetIterator:
     """An infinite iterator of shuffled training batches (dicts of NumPy arrays).
 
@@ -473,13 +477,15 @@ def create_train_iterator(
     `num_threads` threads read whole batches ahead of the trainer (0: read on demand; more
     than 1 rarely helps: decoding holds the GIL); `worker_count` > 0 reads in that many
     processes instead (grain mp_prefetch; resume with the same worker_count). The batches
-    are the same whatever num_threads and worker_count.
+    are the same whatever num_threads and worker_count. `audio_lookahead` (frames, >= 0;
+    `config.model.audio_lookahead_frames`) starts each audio window that many frames after
+    its video window (padded with the utterance's quietest mel frame past its end).
     """
     if not 0 <= seed < 2**32:
         raise ValueError(f"seed must be in [0, 2**32), got {seed}")
     batch_size = per_process_batch_size(global_batch_size, num_data_devices)
     source, index = _open_shard(dataset, split, data_dir, cache_dir, window, hop)
-    reader = _WindowReader(source, index)
+    reader = _WindowReader(source, index, audio.check_lookahead(audio_lookahead))
     windows = (
         grain.MapDataset.range(index.num_windows)
         .shuffle(seed=seed)
@@ -508,6 +514,7 @@ def create_eval_iterator(
     hop: int = HOP_FRAMES,
     num_data_devices: int | None = None,
     num_threads: int = 1,
+    audio_lookahead: int = 0,
 ) -> grain.IterDataset:
     """One deterministic pass over every window of this process's shard of `split`.
 
@@ -515,6 +522,7 @@ def create_eval_iterator(
     the utterance as identity (repeatable metrics), `mask` (rows,) bool marking real
     windows. The last batch is padded with zero rows (ids -1, mask False); with several
     processes every process yields the same number of batches. The result is re-iterable.
+    `audio_lookahead` as in `create_train_iterator`.
     """
     batch_size = per_process_batch_size(global_batch_size, num_data_devices)
     source, index = _open_shard(dataset, split, data_dir, cache_dir, window, hop)
@@ -524,7 +532,7 @@ def create_eval_iterator(
 
         num_batches = int(np.max(multihost_utils.process_allgather(np.int64(num_batches))))
     windows = grain.MapDataset.range(num_batches * batch_size).map(
-        _EvalExample(_WindowReader(source, index))
+        _EvalExample(_WindowReader(source, index, audio.check_lookahead(audio_lookahead)))
     )
     batches = windows.batch(batch_size).map(_split_mask)
     return batches.to_iter_dataset(_read_options(num_threads))

@@ -177,8 +177,9 @@ def _existing_discussion(path: pathlib.Path) -> str:
 
 def run_experiment(
     name: str, config: ml_collections.ConfigDict, workdir: pathlib.Path, split: str, sync: bool
-) -> dict:
-    """Trains (or resumes) one experiment and evaluates its best checkpoint on `split`."""
+) -> dict | None:
+    """Trains (or resumes) one experiment and evaluates its best checkpoint on `split`;
+    None when the training was stopped (SIGTERM/SIGINT) before its last step."""
     from lipjax import evaluate, train
 
     record_path = workdir / name / "reproduce.json"
@@ -186,9 +187,15 @@ def run_experiment(
         record = json.loads(record_path.read_text())
         if record["steps"] == config.num_steps and record["split"] == split:
             return record
+    # Training minutes add up over the invocations of an interrupted and resumed run.
+    minutes_path = workdir / name / "train_minutes.json"
+    minutes = json.loads(minutes_path.read_text()) if minutes_path.is_file() else 0.0
     started = time.perf_counter()
-    train.train_and_evaluate(config, str(workdir / name))
-    minutes = (time.perf_counter() - started) / 60
+    trained = train.train_and_evaluate(config, str(workdir / name))
+    minutes += (time.perf_counter() - started) / 60
+    minutes_path.write_text(json.dumps(minutes))
+    if trained["step"] < config.num_steps:
+        return None
     summary = evaluate.run(
         config,
         str(workdir / name / "best"),
@@ -277,6 +284,9 @@ def reproduce(
     for name in names:
         print(f"== {name}: {steps} steps in {workdir / name}", flush=True)
         record = run_experiment(name, configs[name], workdir, split, sync)
+        if record is None:
+            print(f"   stopped before step {steps}; the same command resumes it", flush=True)
+            break
         results.write_text(render(collect(workdir, steps, split), settings, discussion))
         lmd = record["rows"]["model"].get("lmd", float("nan"))
         print(f"   {split} LMD {lmd:.3f}; wrote {results}", flush=True)

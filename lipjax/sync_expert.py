@@ -47,6 +47,7 @@ import optax
 import scipy.ndimage
 import tqdm
 
+from lipjax import audio as audio_lib
 from lipjax import input_pipeline
 from lipjax.models.sync_expert import (
     LIP_SIZE,
@@ -135,17 +136,7 @@ def audio_around(log_mel: np.ndarray, start: int, num_frames: int, context: int 
     """The log-mel (4 T, 128) of video frames [start - context, start + num_frames + context)
     of an utterance, padded with its quietest mel frame beyond its ends: the audio of a
     clip with `context` frames either side, for scoring offsets up to +-context."""
-    log_mel = np.asarray(log_mel)
-    first, stop = (
-        MELS_PER_FRAME * (start - context),
-        MELS_PER_FRAME * (start + num_frames + context),
-    )
-    floor = log_mel[np.argmin(log_mel.mean(axis=-1))]
-    out = np.repeat(floor[None], stop - first, axis=0)
-    source = slice(max(first, 0), min(stop, len(log_mel)))
-    if source.start < source.stop:
-        out[source.start - first : source.stop - first] = log_mel[source]
-    return out
+    return audio_lib.log_mel_window(log_mel, start - context, num_frames + 2 * context)
 
 
 def _valid_starts(utterance: Utterance) -> np.ndarray:

@@ -241,6 +241,7 @@ def _train_gan(
         global_batch_size=config.batch_size,
         seed=config.seed,
         cache_dir=workdir / "data_index",
+        audio_lookahead=config.model.audio_lookahead_frames,
     )
     checkpoints = checkpointing.Checkpointer(workdir, keep=config.keep_checkpoints)
     if checkpoints.latest_step() is not None:
@@ -278,6 +279,7 @@ def _train_gan(
             data_dir,
             global_batch_size=config.batch_size,
             cache_dir=workdir / "data_index",
+            audio_lookahead=config.model.audio_lookahead_frames,
         )
 
         def generate(batch):

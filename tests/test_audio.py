@@ -98,6 +98,25 @@ def test_bad_waveforms_are_named(waveform, sample_rate, message):
         audio.log_mel(waveform, sample_rate)
 
 
+def test_log_mel_window_cuts_video_frames_and_pads_with_the_quietest_mel_frame():
+    log_mel = np.arange(40, dtype=np.float32).reshape(20, 2) % 7  # 5 video frames
+    np.testing.assert_array_equal(audio.log_mel_window(log_mel, 1, 2), log_mel[4:12])
+    quietest = log_mel[np.argmin(log_mel.mean(axis=1))]
+    window = audio.log_mel_window(log_mel, 3, 4)  # frames 3..6: two past the end
+    np.testing.assert_array_equal(window[:8], log_mel[12:20])
+    np.testing.assert_array_equal(window[8:], np.tile(quietest, (8, 1)))
+    window = audio.log_mel_window(log_mel, -1, 2)  # one frame before the start
+    np.testing.assert_array_equal(window[:4], np.tile(quietest, (4, 1)))
+    np.testing.assert_array_equal(window[4:], log_mel[:4])
+
+
+@pytest.mark.parametrize("frames", [-1, 9, 2.0, True, "2"])
+def test_check_lookahead_refuses_what_is_not_0_to_8_frames(frames):
+    with pytest.raises(ValueError, match="audio_lookahead_frames"):
+        audio.check_lookahead(frames)
+    assert audio.check_lookahead(np.int64(8)) == 8
+
+
 def test_bad_mode():
     with pytest.raises(ValueError, match="mode"):
         audio.log_mel(np.zeros(1764, np.float32), mode="chunky")

@@ -98,19 +98,31 @@ def test_window_starts_cover_every_frame():
         assert len(starts) == 1 or starts[-2] + 16 < frames
 
 
-def test_jax_log_mel_windows_match_the_training_features():
+@pytest.mark.parametrize("lookahead", [0, 3])
+def test_jax_log_mel_windows_match_the_training_features(lookahead):
     """The windows generate() feeds the model are the log-mel windows of the input pipeline
-    (NumPy front end, normalised, cut every 8 frames)."""
+    (NumPy front end, normalised, cut every 8 frames), each starting `lookahead` frames
+    after its video window as model.audio_lookahead_frames asks (silence past the end)."""
     waveform = audio_lib.to_model_rate(_tone_bursts(1.5), RATE)
     lips = generate_module.LipGenerator.__new__(generate_module.LipGenerator)
-    lips.hop = 8
+    lips.hop, lips.audio_lookahead = 8, lookahead
     num_frames, starts, windows = lips.windows(waveform)
     assert num_frames == 38 and list(starts) == [0, 8, 16, 24]
-    padded = audio_lib.pad_to_video_frames(waveform, 40)
+    padded = audio_lib.pad_to_video_frames(waveform, 40 + lookahead)
     expected = input_pipeline.normalize_log_mel(audio_lib.log_mel(padded))
     for start, window in zip(starts, np.asarray(windows), strict=True):
+        first = 4 * (start + lookahead)
         # float32 STFTs differ by up to 0.08 dB in near-silent bins
-        np.testing.assert_allclose(window, expected[4 * start : 4 * start + 64], atol=5e-3)
+        np.testing.assert_allclose(window, expected[first : first + 64], atol=5e-3)
+
+
+def test_weights_without_a_lookahead_field_are_aligned_and_bad_ones_refused(random_weights):
+    model = {k: v for k, v in random_weights.model.items() if k != "audio_lookahead_frames"}
+    old = Weights(model, random_weights.params, random_weights.batch_stats, "old")
+    assert generate_module.LipGenerator(old).audio_lookahead == 0
+    bad = Weights({**model, "audio_lookahead_frames": 20}, old.params, old.batch_stats, "bad")
+    with pytest.raises(ValueError, match=r"audio_lookahead_frames: expected an integer 0\.\.8"):
+        generate_module.LipGenerator(bad)
 
 
 def _seam_ratio(frames: np.ndarray, boundaries: set[int]) -> float:

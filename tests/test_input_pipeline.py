@@ -126,6 +126,42 @@ def test_eval_visits_every_window_once_and_matches_source(data_dir, cache_dir, e
     assert all(mask.all() for _, mask in batches[:-1])
 
 
+def test_audio_lookahead_starts_the_audio_later_and_pads_past_the_end(
+    data_dir, cache_dir, examples
+):
+    """model.audio_lookahead_frames = 3: each window's audio is its utterance's log-mel from
+    3 frames after the video window's start; the last window of an utterance reaches past
+    its end and is padded with the utterance's quietest mel frame. Video is unchanged."""
+    utterances = examples["test"]
+    batches = input_pipeline.create_eval_iterator(
+        DATASET, "test", data_dir, global_batch_size=BATCH, cache_dir=cache_dir,
+        audio_lookahead=3,
+    )  # fmt: skip
+    padded_rows = 0
+    for batch, mask in batches:
+        for row in np.flatnonzero(mask):
+            example = utterances[int(batch["utterance_index"][row])]
+            start, log_mel = int(batch["start_frame"][row]), example["log_mel"]
+            audio = batch["audio"][row, :, :, 0] * np.float32(input_pipeline.LOG_MEL_STD)
+            audio += np.float32(input_pipeline.LOG_MEL_MEAN)
+            inside = min(64, len(log_mel) - 4 * (start + 3))
+            expected = log_mel[4 * start + 12 :][:inside]
+            np.testing.assert_allclose(audio[:inside], expected, atol=1e-4)
+            if inside < 64:
+                padded_rows += 1
+                quietest = log_mel[np.argmin(log_mel.mean(axis=1))]
+                np.testing.assert_allclose(audio[inside:] - quietest, 0.0, atol=1e-4)
+            np.testing.assert_array_equal(
+                batch["video"][row], example["frames"][start : start + 16] / np.float32(127.5) - 1
+            )
+    assert padded_rows > 0
+    with pytest.raises(ValueError, match="audio_lookahead_frames"):
+        input_pipeline.create_eval_iterator(
+            DATASET, "test", data_dir, global_batch_size=BATCH, cache_dir=cache_dir,
+            audio_lookahead=-1,
+        )  # fmt: skip
+
+
 def test_eval_is_repeatable(data_dir, cache_dir):
     dataset = input_pipeline.create_eval_iterator(
         DATASET, "validation", data_dir, global_batch_size=BATCH, cache_dir=cache_dir

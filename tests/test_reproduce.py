@@ -1,6 +1,7 @@
 """lipjax.reproduce: the tables' rank statistics, the markdown, and a two-experiment run."""
 
 import json
+import pathlib
 
 import pytest
 
@@ -92,3 +93,37 @@ def test_two_experiments_train_evaluate_and_fill_the_results(tmp_path, tiny_data
     again = reproduce.reproduce(tmp_path / "runs", **kwargs)
     assert again["table3_chung"] == saved
     assert (tmp_path / "runs" / "table3_chung" / "reproduce.json").stat().st_mtime == mtime
+
+
+def test_a_stopped_training_stops_the_reproduction_unevaluated(tmp_path, monkeypatch):
+    """SIGTERM makes train_and_evaluate return early: nothing is evaluated or recorded, the
+    experiments after it are not started, and the training minutes of the interrupted
+    invocation count towards the finished run."""
+    from lipjax import evaluate, train
+
+    calls = []
+
+    def stopped_training(config, workdir):
+        calls.append(pathlib.Path(workdir).name)
+        pathlib.Path(workdir).mkdir(parents=True, exist_ok=True)
+        return {"step": 3}
+
+    def no_evaluation(*args, **kwargs):
+        raise AssertionError("a stopped run was evaluated")
+
+    monkeypatch.setattr(train, "train_and_evaluate", stopped_training)
+    monkeypatch.setattr(evaluate, "run", no_evaluation)
+    config = reproduce.load_experiment("table2_a", "smoke")
+    config.num_steps = 10
+    assert reproduce.run_experiment("table2_a", config, tmp_path, "test", False) is None
+    assert calls == ["table2_a"]
+    assert not (tmp_path / "table2_a" / "reproduce.json").exists()
+    first_minutes = json.loads((tmp_path / "table2_a" / "train_minutes.json").read_text())
+    assert first_minutes >= 0
+
+    summary = {"rows": {"model": {"lmd": 1.0}}, "num_clips": 4}
+    monkeypatch.setattr(train, "train_and_evaluate", lambda config, workdir: {"step": 10})
+    monkeypatch.setattr(evaluate, "run", lambda *args, **kwargs: summary)
+    record = reproduce.run_experiment("table2_a", config, tmp_path, "test", False)
+    assert record["rows"] == summary["rows"] and record["steps"] == 10
+    assert record["train_minutes"] >= first_minutes
