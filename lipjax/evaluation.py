@@ -208,3 +208,43 @@ def sample_grid(samples: dict[str, np.ndarray]) -> np.ndarray:
     identity_clip = np.repeat(identity[:, None], real.shape[1], axis=1)
     rows = np.concatenate([real, generated, identity_clip], axis=3)  # side by side
     return np.concatenate(list(rows), axis=1)  # stacked rows
+
+
+def temporal_sensitivity(
+    generator: Any, variables: Any, audio: Any, identity: Any, mels_per_frame: int = 4
+) -> np.ndarray:
+    """Where in time each generated frame listens: (T, T) with row t the share of
+    |d E_t / d audio| falling on each video frame's audio, E_t = sum over the batch of frame
+    t's squared difference from the identity image. Rows sum to 1 (a row of zeros when frame
+    t does not depend on the audio). audio (B, mels_per_frame * T, 128, 1), identity (B, 64,
+    64, 3); `generator.apply(variables, audio, identity, train=False)` gives (video, _)."""
+    import jax
+    import jax.numpy as jnp
+
+    audio, identity = jnp.asarray(audio), jnp.asarray(identity)
+    num_frames = audio.shape[1] // mels_per_frame
+
+    def frame_energy(spectrogram, frame):
+        video, _ = generator.apply(variables, spectrogram, identity, train=False)
+        return jnp.sum((video[:, frame] - identity) ** 2)
+
+    gradient = jax.jit(jax.grad(frame_energy), static_argnums=1)
+    rows = []
+    for frame in range(num_frames):
+        per_mel = np.abs(np.asarray(gradient(audio, frame))).sum(axis=(0, 2, 3))
+        per_frame = per_mel[: num_frames * mels_per_frame].reshape(num_frames, -1).sum(axis=1)
+        total = per_frame.sum()
+        rows.append(per_frame / total if total > 0 else per_frame)
+    return np.stack(rows)
+
+
+def sensitivity_by_offset(matrix: np.ndarray, frames: Iterable[int]) -> dict[int, float]:
+    """Mean share of `temporal_sensitivity` at each offset (audio frame - video frame), over
+    the video `frames` given (middle frames see the whole receptive field)."""
+    frames = list(frames)
+    size = matrix.shape[0]
+    return {
+        offset: float(np.mean([matrix[t, t + offset] for t in frames if 0 <= t + offset < size]))
+        for offset in range(-(size - 1), size)
+        if any(0 <= t + offset < size for t in frames)
+    }

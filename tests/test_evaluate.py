@@ -228,3 +228,28 @@ def test_a_real_corpus_gets_dlib_lmd_on_pasted_crops(tmp_path):
     source = input_pipeline.load_builder("grid", config.data_dir).as_data_source(split="test")
     scorer, reason = evaluate._real_lmd(config, source, "")
     assert scorer is None and "LMD left out" in reason
+
+
+def test_temporal_sensitivity_stays_inside_the_generators_receptive_field():
+    """The CPU generator's frame t hears video frames t-7..t+7 of audio and nothing else:
+    the audio encoder reaches +-10 mel frames, fusion, the two up-sampling convolutions and
+    the last 3x3x3 convolution +-4 video frames (16 mel): 4t-26 .. 4t+3+26."""
+    config = configs.cpu_sized(configs.base_config())
+    generator = train_step.build_networks(config).generator
+    audio = jax.random.normal(jax.random.key(0), (2, 64, 128, 1))
+    identity = jax.random.uniform(jax.random.key(1), (2, 64, 64, 3), minval=-1.0, maxval=1.0)
+    variables = generator.init(jax.random.key(2), audio, identity, train=False)
+    params = dict(variables["params"])
+    kernel = params["to_rgb"]["kernel"]  # zero-initialised with the identity skip
+    params["to_rgb"] = {**params["to_rgb"], "kernel": 0.05 * jax.random.normal(
+        jax.random.key(3), kernel.shape)}  # fmt: skip
+    variables = {**variables, "params": params}
+
+    matrix = evaluation.temporal_sensitivity(generator, variables, audio, identity)
+    assert matrix.shape == (16, 16)
+    np.testing.assert_allclose(matrix.sum(axis=1), 1.0, rtol=1e-5)
+    offsets = np.arange(16)[None, :] - np.arange(16)[:, None]
+    assert np.all(matrix[np.abs(offsets) > 7] == 0)
+    assert matrix[8, 8 - 6] > 0 and matrix[8, 8 + 6] > 0
+    by_offset = evaluation.sensitivity_by_offset(matrix, range(7, 9))
+    assert by_offset[8] == 0 and by_offset[-8] == 0 and sum(by_offset.values()) == pytest.approx(1)
