@@ -1,7 +1,7 @@
 """Reruns the paper's Tables 2 and 3 on our corpus and writes `experiments/RESULTS.md`.
 
-    python -m lipjax.reproduce --workdir=runs/tables --steps=2000
-    python -m lipjax.reproduce --workdir=runs/tables --steps=2000 --only=table2_e,table3_chung
+    python -m lipjax.reproduce --workdir=runs/tables --steps=1000
+    python -m lipjax.reproduce --workdir=runs/tables --steps=1000 --only=table2_e,table3_chung
 
 Every experiment (the nine columns of Table 2 and the two baselines of Table 3, all
 `experiments/<name>.py:<variant>`, CPU-sized on synthetic_lips/small by default) is
@@ -249,6 +249,8 @@ def reproduce(
     command = f"python -m lipjax.reproduce --workdir={workdir} --steps={steps}"
     if variant != "synthetic":
         command += f" --variant={variant}"
+    if pretrained:
+        command += f" --pretrained={pretrained}"
     workdir = pathlib.Path(workdir).absolute()
     configs = {name: load_experiment(name, variant) for name in names}
     pretrained_dir = pathlib.Path(pretrained or workdir / "pretrain").absolute()
@@ -295,7 +297,7 @@ def reproduce(
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Where every experiment's run and evaluation go.")
-flags.DEFINE_integer("steps", 2000, "Training steps of every experiment.")
+flags.DEFINE_integer("steps", 1000, "Training steps of every experiment.")
 flags.DEFINE_string("variant", "synthetic", "Config variant of every experiments/ file.")
 flags.DEFINE_list("only", [], "Experiments to run (default: all of Tables 2 and 3).")
 flags.DEFINE_string("split", "test", "Split the tables are computed on.")
