@@ -120,7 +120,7 @@ def render(records: dict[str, dict], settings: dict[str, Any], discussion: str) 
         "",
         f"- Dataset `{settings['dataset']}`, split `{settings['split']}` (unseen speakers); "
         f"config variant `{settings['variant']}` (CPU-sized models, see "
-        "`lipjax.configs.cpu_sized`), batch {settings['batch_size']}, "
+        f"`lipjax.configs.cpu_sized`), batch {settings['batch_size']}, "
         f"{settings['steps']} steps, seed {settings['seed']}, one shared FlowNet and "
         "perceptual pretraining; each row is the checkpoint with the best validation LMD.",
         f"- Machine: {settings['machine']}. Written {settings['date']}.",

@@ -58,6 +58,7 @@ def test_markdown_has_every_row_the_paper_columns_and_keeps_the_discussion():
     # The paper ranks (e) above (a) on LMD, as do these rows: tau = +1.
     assert "Kendall's tau with the paper's +1.00 over 2 rows" in text
     assert text.rstrip().endswith("Our words stay.")
+    assert "batch 8, 10 steps, seed 0" in text
 
 
 def test_two_experiments_train_evaluate_and_fill_the_results(tmp_path, tiny_data_dir):
