@@ -11,11 +11,17 @@ validation LMD is evaluated on the test split (unseen speakers) beside the stati
 and the ground truth. Runs resume: a finished experiment is not trained or evaluated
 again, an interrupted one goes on from its last checkpoint. The results file is rewritten
 after every experiment; text under its "## Discussion" heading is kept.
+
+Each finished experiment's record also goes to `experiments/results/<name>.json`, which is
+committed: the table is filled over several sessions, and a row survives the loss of its
+workdir. A record names the shared pretraining by a fingerprint of its weights, and is
+reused only under the same steps, split, variant and pretraining.
 """
 
 from __future__ import annotations
 
 import datetime
+import hashlib
 import importlib.util
 import json
 import os
@@ -30,6 +36,7 @@ from absl import app, flags, logging
 from lipjax.evaluate import HEADERS  # the metric column names of every lipjax table
 
 EXPERIMENTS_DIR = pathlib.Path(__file__).resolve().parents[1] / "experiments"
+RECORDS_DIR = EXPERIMENTS_DIR / "results"  # committed: one JSON record per finished experiment
 TABLE_2 = tuple(f"table2_{column}" for column in "abcdefghi")
 TABLE_3 = ("table3_chung", "table3_vondrick")
 EXPERIMENTS = TABLE_2 + TABLE_3
@@ -61,6 +68,53 @@ def load_experiment(name: str, variant: str) -> ml_collections.ConfigDict:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.get_config(variant)
+
+
+def fingerprint(tree: Any) -> str:
+    """A short hash of a pytree of arrays (paths, dtypes, shapes and bytes): names the
+    shared pretraining in every record, so rows of different pretrainings never mix."""
+    import jax
+    import numpy as np
+
+    digest = hashlib.sha256()
+    leaves = jax.tree_util.tree_flatten_with_path(jax.device_get(tree))[0]
+    for path, leaf in sorted(leaves, key=lambda item: jax.tree_util.keystr(item[0])):
+        array = np.ascontiguousarray(leaf)
+        digest.update(f"{jax.tree_util.keystr(path)}:{array.dtype}:{array.shape}".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()[:16]
+
+
+def pretraining_fingerprint(pretrained_dir: pathlib.Path) -> dict[str, str]:
+    """Fingerprints of the FlowNet and perceptual checkpoints found in `pretrained_dir`."""
+    from lipjax import pretrain_flownet
+
+    prints = {}
+    for network in ("flownet", "perceptual"):
+        if (pretrained_dir / network).is_dir():
+            tree, _ = pretrain_flownet.restore_checkpoint(pretrained_dir / network)
+            prints[network] = fingerprint(tree)
+    return prints
+
+
+def _matches(record: dict, expected: dict[str, Any]) -> bool:
+    """Whether a saved record was made under `expected`: the same steps, split and variant,
+    and the same fingerprints for the pretrained networks the record says it used."""
+    if record.get("steps") != expected["steps"] or record.get("split") != expected["split"]:
+        return False
+    # Records from before the variant was saved were all made with the default variant.
+    if record.get("variant", "synthetic") != expected["variant"]:
+        return False
+    used = record.get("pretraining", {})
+    return all(expected["pretraining"].get(network) == print_ for network, print_ in used.items())
+
+
+def _read_record(path: pathlib.Path) -> dict | None:
+    try:
+        return json.loads(path.read_text()) if path.is_file() else None
+    except (json.JSONDecodeError, OSError) as error:
+        logging.warning("ignoring unreadable record %s: %s", path, error)
+        return None
 
 
 def kendall_tau(first: list[float], second: list[float]) -> float:
@@ -123,12 +177,18 @@ def render(records: dict[str, dict], settings: dict[str, Any], discussion: str) 
         f"`lipjax.configs.cpu_sized`), batch {settings['batch_size']}, "
         f"{settings['steps']} steps, seed {settings['seed']}, one shared FlowNet and "
         "perceptual pretraining; each row is the checkpoint with the best validation LMD.",
-        f"- Machine: {settings['machine']}. Written {settings['date']}.",
+        f"- Machine: {settings['machine']}. Written {settings['date']}. Each row's record "
+        "(with its own machine and date) is kept in `experiments/results/`.",
         "- LMD is measured with our lip-landmark regressor (synthetic data), CPBD is our own "
         "implementation, LSE-D/LSE-C come from our sync expert; the paper's columns are its "
         "GRID figures (dlib landmarks on real video), for the ordering only.",
-        "",
     ]
+    if settings.get("pretraining"):
+        prints = ", ".join(f"{net} `{print_}`" for net, print_ in settings["pretraining"].items())
+        lines.append(
+            f"- Shared pretraining, weight fingerprints (`reproduce.fingerprint`): {prints}."
+        )
+    lines.append("")
     metrics = [m for m in METRICS if any(m in r["rows"]["model"] for r in records.values())]
     header = ["row", "losses", "steps", "train min"] + [HEADERS[m] for m in metrics]
     header += [f"paper {HEADERS[m]}" for m in ("lmd", "ssim", "psnr", "cpbd")]
@@ -175,19 +235,58 @@ def _existing_discussion(path: pathlib.Path) -> str:
     return text.split(DISCUSSION, 1)[1] if DISCUSSION in text else ""
 
 
+def _expected(
+    steps: int, split: str, variant: str, pretraining: dict[str, str] | None
+) -> dict[str, Any]:
+    return {"steps": steps, "split": split, "variant": variant, "pretraining": pretraining or {}}
+
+
+def _record_paths(name: str, workdir: pathlib.Path, records_dir: pathlib.Path | None):
+    """Where a finished experiment's record may be: the committed one first."""
+    if records_dir is not None:
+        yield pathlib.Path(records_dir) / f"{name}.json"
+    yield workdir / name / "reproduce.json"
+
+
+def find_record(
+    name: str, workdir: pathlib.Path, records_dir: pathlib.Path | None, expected: dict[str, Any]
+) -> dict | None:
+    """The record of `name` made under `expected`, committed or in its workdir; None if
+    there is none (or only one of other settings or another pretraining)."""
+    for path in _record_paths(name, workdir, records_dir):
+        record = _read_record(path)
+        if record is not None and _matches(record, expected):
+            return record
+    return None
+
+
 def run_experiment(
-    name: str, config: ml_collections.ConfigDict, workdir: pathlib.Path, split: str, sync: bool
+    name: str,
+    config: ml_collections.ConfigDict,
+    workdir: pathlib.Path,
+    split: str,
+    sync: bool,
+    *,
+    variant: str = "synthetic",
+    pretraining: dict[str, str] | None = None,
+    records_dir: pathlib.Path | None = None,
 ) -> dict | None:
     """Trains (or resumes) one experiment and evaluates its best checkpoint on `split`;
-    None when the training was stopped (SIGTERM/SIGINT) before its last step."""
+    returns its record (the saved one when it is already finished under the same settings
+    and `pretraining` fingerprints), or None when the training was stopped (SIGTERM/SIGINT)
+    before its last step."""
     from lipjax import evaluate, train
 
-    record_path = workdir / name / "reproduce.json"
-    if record_path.is_file():
-        record = json.loads(record_path.read_text())
-        if record["steps"] == config.num_steps and record["split"] == split:
-            return record
+    expected = _expected(config.num_steps, split, variant, pretraining)
+    record = find_record(name, workdir, records_dir, expected)
+    if record is not None:
+        # Records written before records carried their settings were made in this workdir,
+        # from its pretraining: complete them, and commit them where they are not yet.
+        record = {"variant": variant, "pretraining": dict(pretraining or {}), **record}
+        _save_record(record, name, workdir, records_dir)
+        return record
     # Training minutes add up over the invocations of an interrupted and resumed run.
+    (workdir / name).mkdir(parents=True, exist_ok=True)
     minutes_path = workdir / name / "train_minutes.json"
     minutes = json.loads(minutes_path.read_text()) if minutes_path.is_file() else 0.0
     started = time.perf_counter()
@@ -206,24 +305,46 @@ def run_experiment(
     record = {
         "steps": config.num_steps,
         "split": split,
+        "variant": variant,
         "losses": _switches(config),
         "train_minutes": minutes,
         "rows": summary["rows"],
         "num_clips": summary["num_clips"],
+        "pretraining": dict(pretraining or {}),
+        "machine": _machine(),
+        "date": datetime.date.today().isoformat(),
     }
-    record_path.write_text(json.dumps(record, indent=2))
+    _save_record(record, name, workdir, records_dir)
     return record
 
 
-def collect(workdir: pathlib.Path, steps: int, split: str) -> dict[str, dict]:
-    """Records of every experiment finished in `workdir` with `steps` steps on `split`."""
+def _save_record(
+    record: dict, name: str, workdir: pathlib.Path, records_dir: pathlib.Path | None
+) -> None:
+    """Writes `record` to the workdir and to `records_dir`, leaving identical files alone."""
+    for path in _record_paths(name, workdir, records_dir):
+        if _read_record(path) != record:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(record, indent=2) + "\n")
+
+
+def collect(
+    workdir: pathlib.Path,
+    steps: int,
+    split: str,
+    *,
+    variant: str = "synthetic",
+    pretraining: dict[str, str] | None = None,
+    records_dir: pathlib.Path | None = None,
+) -> dict[str, dict]:
+    """Records of every experiment finished with `steps` steps on `split` (committed in
+    `records_dir` or in `workdir`), in the tables' order."""
+    expected = _expected(steps, split, variant, pretraining)
     records = {}
     for name in EXPERIMENTS:
-        path = workdir / name / "reproduce.json"
-        if path.is_file():
-            record = json.loads(path.read_text())
-            if record["steps"] == steps and record["split"] == split:
-                records[name] = record
+        record = find_record(name, pathlib.Path(workdir), records_dir, expected)
+        if record is not None:
+            records[name] = record
     return records
 
 
@@ -238,9 +359,11 @@ def reproduce(
     pretrained: str = "",
     results: str | pathlib.Path = EXPERIMENTS_DIR / "RESULTS.md",
     sync: bool = True,
+    records_dir: str | pathlib.Path | None = RECORDS_DIR,
 ) -> dict[str, dict]:
     """Trains and evaluates `names`, rewriting `results` after each; returns the records of
-    every experiment finished in `workdir` (earlier invocations included)."""
+    every experiment finished under these settings and this pretraining, in `workdir` or
+    committed in `records_dir` (None: the workdir only)."""
     from lipjax import pretrain_flownet, pretrain_perceptual, train, train_step
 
     unknown = sorted(set(names) - set(EXPERIMENTS))
@@ -269,6 +392,9 @@ def reproduce(
         pretrain_flownet.run(first, pretrained_dir)
     if any(n.perceptual is not None for n in networks):
         pretrain_perceptual.run(first, pretrained_dir)
+    pretraining = pretraining_fingerprint(pretrained_dir)
+    records_dir = pathlib.Path(records_dir) if records_dir is not None else None
+    found = {"variant": variant, "pretraining": pretraining, "records_dir": records_dir}
 
     results = pathlib.Path(results)
     discussion = _existing_discussion(results)
@@ -282,17 +408,32 @@ def reproduce(
         "seed": first.seed,
         "machine": _machine(),
         "date": datetime.date.today().isoformat(),
+        "pretraining": pretraining,
     }
     for name in names:
         print(f"== {name}: {steps} steps in {workdir / name}", flush=True)
-        record = run_experiment(name, configs[name], workdir, split, sync)
+        used = {
+            network: print_
+            for network, print_ in pretraining.items()
+            if getattr(train_step.build_networks(configs[name]), network) is not None
+        }
+        record = run_experiment(
+            name,
+            configs[name],
+            workdir,
+            split,
+            sync,
+            variant=variant,
+            pretraining=used,
+            records_dir=records_dir,
+        )
         if record is None:
             print(f"   stopped before step {steps}; the same command resumes it", flush=True)
             break
-        results.write_text(render(collect(workdir, steps, split), settings, discussion))
+        results.write_text(render(collect(workdir, steps, split, **found), settings, discussion))
         lmd = record["rows"]["model"].get("lmd", float("nan"))
         print(f"   {split} LMD {lmd:.3f}; wrote {results}", flush=True)
-    return collect(workdir, steps, split)
+    return collect(workdir, steps, split, **found)
 
 
 FLAGS = flags.FLAGS
@@ -307,6 +448,9 @@ flags.DEFINE_string(
 )
 flags.DEFINE_string("results", str(EXPERIMENTS_DIR / "RESULTS.md"), "The markdown written.")
 flags.DEFINE_bool("sync_expert", True, "Also report LSE-D / LSE-C of the shipped sync expert.")
+flags.DEFINE_string(
+    "records", str(RECORDS_DIR), "Where finished experiments' records are kept ('' = workdir only)."
+)
 
 
 def main(argv: list[str]) -> None:
@@ -325,6 +469,7 @@ def main(argv: list[str]) -> None:
             pretrained=FLAGS.pretrained,
             results=FLAGS.results,
             sync=FLAGS.sync_expert,
+            records_dir=FLAGS.records or None,
         )
     except (ValueError, FileNotFoundError) as error:
         raise app.UsageError(str(error)) from None

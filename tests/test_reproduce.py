@@ -75,6 +75,7 @@ def test_two_experiments_train_evaluate_and_fill_the_results(tmp_path, tiny_data
         "data_dir": tiny_data_dir,
         "results": results,
         "sync": False,
+        "records_dir": tmp_path / "records",
     }
     records = reproduce.reproduce(tmp_path / "runs", **kwargs)
     assert set(records) == {"table2_h", "table3_chung"}
@@ -94,6 +95,70 @@ def test_two_experiments_train_evaluate_and_fill_the_results(tmp_path, tiny_data
     again = reproduce.reproduce(tmp_path / "runs", **kwargs)
     assert again["table3_chung"] == saved
     assert (tmp_path / "runs" / "table3_chung" / "reproduce.json").stat().st_mtime == mtime
+    committed = json.loads((tmp_path / "records" / "table2_h.json").read_text())
+    assert committed == records["table2_h"]
+    assert set(committed["pretraining"]) == {"perceptual"}  # (h) uses no FlowNet
+    assert committed["variant"] == "smoke"
+    assert records["table3_chung"]["pretraining"] == {}  # Chung: no pretrained network
+
+
+def test_committed_records_survive_a_lost_workdir(tmp_path, tiny_data_dir, monkeypatch):
+    """The table is filled over several sessions: with the workdir gone, a rerun pretrains
+    again (deterministically: the same weight fingerprint) and reuses the committed record
+    instead of training again; a record of another pretraining is not reused."""
+    from lipjax import train
+
+    kwargs = {
+        "steps": 2,
+        "names": ("table2_h",),
+        "variant": "smoke",
+        "data_dir": tiny_data_dir,
+        "results": tmp_path / "RESULTS.md",
+        "sync": False,
+        "records_dir": tmp_path / "records",
+    }
+    first = reproduce.reproduce(tmp_path / "lost", **kwargs)["table2_h"]
+
+    def no_training(config, workdir):
+        raise AssertionError("a committed experiment was trained again")
+
+    monkeypatch.setattr(train, "train_and_evaluate", no_training)
+    assert reproduce.reproduce(tmp_path / "new", **kwargs)["table2_h"] == first
+    assert "| table2_h |" in (tmp_path / "RESULTS.md").read_text()
+
+    other = {**first, "pretraining": {"perceptual": "0000000000000000"}}
+    (tmp_path / "records" / "table2_h.json").write_text(json.dumps(other))
+    expected = {
+        "steps": 2,
+        "split": "test",
+        "variant": "smoke",
+        "pretraining": first["pretraining"],
+    }
+    assert (
+        reproduce.find_record("table2_h", tmp_path / "gone", tmp_path / "records", expected) is None
+    )
+    assert (
+        reproduce.find_record("table2_h", tmp_path / "new", tmp_path / "records", expected) == first
+    )
+    assert (
+        reproduce.find_record(
+            "table2_h", tmp_path / "gone", tmp_path / "records", {**expected, "steps": 3}
+        )
+        is None
+    )
+
+
+def test_fingerprint_names_the_weights():
+    import numpy as np
+
+    tree = {"conv": {"kernel": np.ones((3, 3), np.float32), "bias": np.zeros(3, np.float32)}}
+    same = {"conv": {"bias": np.zeros(3, np.float32), "kernel": np.ones((3, 3), np.float32)}}
+    changed = {
+        "conv": {"kernel": np.ones((3, 3), np.float32), "bias": np.full(3, 1e-7, np.float32)}
+    }
+    assert reproduce.fingerprint(tree) == reproduce.fingerprint(same)
+    assert reproduce.fingerprint(tree) != reproduce.fingerprint(changed)
+    assert len(reproduce.fingerprint(tree)) == 16
 
 
 def test_a_stopped_training_stops_the_reproduction_unevaluated(tmp_path, monkeypatch):
