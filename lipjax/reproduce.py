@@ -397,7 +397,6 @@ def reproduce(
     found = {"variant": variant, "pretraining": pretraining, "records_dir": records_dir}
 
     results = pathlib.Path(results)
-    discussion = _existing_discussion(results)
     settings = {
         "command": command,
         "dataset": first.dataset,
@@ -430,6 +429,9 @@ def reproduce(
         if record is None:
             print(f"   stopped before step {steps}; the same command resumes it", flush=True)
             break
+        # Read the discussion at each write, not once at the start: people edit it while
+        # the experiments (hours) run, and those edits must survive the next row.
+        discussion = _existing_discussion(results)
         results.write_text(render(collect(workdir, steps, split, **found), settings, discussion))
         lmd = record["rows"]["model"].get("lmd", float("nan"))
         print(f"   {split} LMD {lmd:.3f}; wrote {results}", flush=True)

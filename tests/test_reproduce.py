@@ -193,3 +193,38 @@ def test_a_stopped_training_stops_the_reproduction_unevaluated(tmp_path, monkeyp
     record = reproduce.run_experiment("table2_a", config, tmp_path, "test", False)
     assert record["rows"] == summary["rows"] and record["steps"] == 10
     assert record["train_minutes"] >= first_minutes
+
+
+def test_discussion_edited_while_the_experiments_run_is_kept(tmp_path, tiny_data_dir, monkeypatch):
+    """The table takes hours: words written under "## Discussion" between two experiments
+    must survive the rewrite after the next one."""
+    from lipjax import evaluate, train
+
+    results = tmp_path / "RESULTS.md"
+    results.write_text("old\n\n## Discussion\n\nWritten before the run.\n")
+    evaluated = []
+
+    def evaluation(config, checkpoint, split, out_dir, **kwargs):
+        evaluated.append(pathlib.Path(checkpoint).parent.name)
+        if len(evaluated) == 2:  # the first row is written: a person edits the discussion
+            text = results.read_text()
+            assert "| table3_chung |" in text
+            results.write_text(text.replace("Written before the run.", "Edited mid-run."))
+        return {"rows": {"model": {"lmd": float(len(evaluated))}}, "num_clips": 4}
+
+    monkeypatch.setattr(train, "train_and_evaluate", lambda config, workdir: {"step": 2})
+    monkeypatch.setattr(evaluate, "run", evaluation)
+    reproduce.reproduce(
+        tmp_path / "runs",
+        steps=2,
+        names=("table3_chung", "table3_vondrick"),
+        variant="smoke",
+        data_dir=tiny_data_dir,
+        results=results,
+        sync=False,
+        records_dir=tmp_path / "records",
+    )
+    assert evaluated == ["table3_chung", "table3_vondrick"]
+    text = results.read_text()
+    assert "| table3_vondrick |" in text
+    assert text.rstrip().endswith("Edited mid-run.")
