@@ -38,6 +38,12 @@ def base_config() -> ml_collections.ConfigDict:
     # image before its residual is added, so lips move by displacing pixels ("paper" only).
     config.model.warp_identity = False
     config.model.warp_flow_scale = 1.0  # pixels of that flow per unit of the decoder's output
+    # The identity encoder's 32 and 64 px maps concatenated into the decoder at those sizes
+    # (U-Net skips, as in Chung et al. 2017; "paper" only; not in the paper).
+    config.model.identity_unet_skips = False
+    # "paper": audio frequency along the image width (Fig. 3); "dense": one dense layer maps
+    # each frame's audio features to a code copied to every pixel ("paper" only).
+    config.model.audio_fusion = "paper"
     # Frames the audio window starts after the video window it drives (0 = aligned, as the
     # paper). Lips lead the sound (paper Sec. 4, Fig. 4; synthetic_lips: by 0-4 frames) and
     # the generator's temporal receptive field is centred, so a look-ahead of the mean lead

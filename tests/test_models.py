@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from lipjax import configs
 from lipjax.models import (
     MULTISCALE_WEIGHTS,
     AudioDerivativeNet,
@@ -20,6 +21,7 @@ from lipjax.models import (
     Generator,
     IdentityEncoder,
     PerceptualAutoencoder,
+    build_generator,
     correlation_loss,
     fuse_audio_identity,
     multiscale_epe,
@@ -446,7 +448,7 @@ def test_subpixel_upsampling_starts_without_checkerboard():
     np.testing.assert_allclose(y[:, :, 0::2, 0::2], y[:, :, 0::2, 1::2], atol=1e-5)
 
 
-def _mel_bins_reaching_columns(num_residual_blocks, columns=(0, 63)):
+def _mel_bins_reaching_columns(num_residual_blocks, columns=(0, 63), **generator_fields):
     """For each output column x, the mel bins on which frame 2's column x depends (exactly:
     the support of the gradient), for the CPU-sized generator with that decoder depth."""
     model = Generator(
@@ -455,6 +457,7 @@ def _mel_bins_reaching_columns(num_residual_blocks, columns=(0, 63)):
         upsample="subpixel",
         output_kernel=3,
         conv3d_impl="taps",
+        **generator_fields,
     )
     variables = init(model, SHORT_SPECTROGRAM[:1], IMAGE[:1], train=False)
 
@@ -475,8 +478,6 @@ def test_decoder_depth_decides_which_frequencies_each_column_hears():
     # decoder ties each image column to a band of frequencies: with the CPU config's 2
     # residual blocks the left edge of the frame hears only mel bins 0-58 (below ~2 kHz), the
     # right edge only 62-127: disjoint bands. With the paper's 9 every column hears every bin.
-    from lipjax import configs
-
     cpu_depth = configs.cpu_sized(configs.base_config()).model.generator_residual_blocks
     left, right = _mel_bins_reaching_columns(cpu_depth)
     assert max(left) < min(right)
@@ -542,3 +543,68 @@ def test_generator_warp_identity_starts_at_the_identity_and_learns_a_flow():
         Generator(width=WIDTH, num_residual_blocks=1, warp_identity=True).init(
             jax.random.PRNGKey(0), SHORT_SPECTROGRAM, IMAGE, train=False
         )
+
+
+def test_generator_identity_unet_skips_and_dense_audio_fusion():
+    model = Generator(
+        width=WIDTH,
+        num_residual_blocks=1,
+        upsample="subpixel",
+        identity_skip=True,
+        identity_unet_skips=True,
+        audio_fusion="dense",
+        output_kernel=3,
+        conv3d_impl="taps",
+    )
+    variables = init(model, SHORT_SPECTROGRAM, IMAGE, train=False)
+    params = variables["params"]
+    # up_2 takes up_1's 16 channels and the identity encoder's 16 at 32 px; to_rgb takes
+    # up_2's 8 and the identity encoder's 8 at 64 px.
+    assert params["up_2"]["conv"]["kernel"].shape[-2] == 16 + 16
+    assert params["to_rgb"]["kernel"].shape == (3, 3, 3, 8 + 8, 3)
+    # The dense fusion: 16 frequencies x 32 channels -> 32 channels, beside the identity's 32.
+    assert params["audio_code"]["kernel"].shape == (16 * 32, 32)
+    assert params["fusion"]["conv"]["kernel"].shape[-2] == 32 + 32
+    video, audio_features = train_step_outputs(
+        model, variables, SHORT_SPECTROGRAM, IMAGE, train=True
+    )
+    assert video.shape == (BATCH, 4, 64, 64, 3)
+    assert audio_features.shape == (BATCH, 4, 16, 32)
+
+    # The 64 px skip carries the identity image's detail straight to the output: with the
+    # decoder's own features zeroed in to_rgb, the output still changes with the image.
+    kernel = params["to_rgb"]["kernel"].at[..., :8, :].set(0.0)
+    skip_only = {
+        **variables,
+        "params": {**params, "to_rgb": {**params["to_rgb"], "kernel": kernel}},
+    }
+
+    def logits_from(image):
+        video, _ = model.apply(skip_only, SHORT_SPECTROGRAM, image, train=False)
+        return jnp.arctanh(video) - jnp.arctanh(jnp.clip(image, -0.999, 0.999))[:, None]
+
+    assert float(jnp.max(jnp.abs(logits_from(IMAGE) - logits_from(-IMAGE)))) > 1e-3
+
+    # Real initialisation with identity_skip: the static baseline, as without the options.
+    variables = model.init(jax.random.PRNGKey(1), SHORT_SPECTROGRAM, IMAGE, train=False)
+    video, _ = model.apply(variables, SHORT_SPECTROGRAM, IMAGE, train=False)
+    expected = jnp.broadcast_to(jnp.clip(IMAGE, -0.999, 0.999)[:, None], video.shape)
+    np.testing.assert_allclose(video, expected, atol=1e-5)
+
+    with pytest.raises(ValueError, match="audio_fusion"):
+        model.clone(audio_fusion="global").init(
+            jax.random.PRNGKey(0), SHORT_SPECTROGRAM, IMAGE, train=False
+        )
+
+    # Both are config.model fields that training, evaluation and generate() pass on.
+    built = build_generator({"identity_unet_skips": True, "audio_fusion": "dense"})
+    assert built.identity_unet_skips and built.audio_fusion == "dense"
+    default = build_generator(configs.base_config().model)
+    assert not default.identity_unet_skips and default.audio_fusion == "paper"
+
+
+def test_dense_audio_fusion_lets_every_column_hear_every_bin():
+    # With the CPU config's 2 residual blocks the paper's fusion ties each image column to a
+    # band of mel bins (test above); the dense fusion gives every pixel the whole spectrum.
+    left, right = _mel_bins_reaching_columns(2, audio_fusion="dense")
+    assert left == right == set(range(128))

@@ -41,6 +41,8 @@ _FIELDS = {
         "audio_width": "audio_width",
         "warp_identity": "warp_identity",
         "warp_flow_scale": "warp_flow_scale",
+        "identity_unet_skips": "identity_unet_skips",
+        "audio_fusion": "audio_fusion",
     },
     "chung": {"width": "width", "upsample": "upsample", "identity_skip": "identity_skip"},
     "vondrick": {

@@ -74,16 +74,19 @@ def fuse_audio_identity(audio_features: jax.Array, image_features: jax.Array) ->
     out[b, t, h, w, :C_s] = f_s[b, t, w] and out[b, t, h, w, C_s:] = f_p[b, h, w].
     """
     batch, time, freq, _ = audio_features.shape
-    _, height, width, _ = image_features.shape
+    height, width = image_features.shape[1:3]
     if freq != width:
         raise ValueError(f"audio frequency size {freq} must equal image feature width {width}")
     audio = jnp.broadcast_to(
         audio_features[:, :, None, :, :], (batch, time, height, freq, audio_features.shape[-1])
     )
-    image = jnp.broadcast_to(
-        image_features[:, None], (batch, time, height, width, image_features.shape[-1])
-    )
+    image = broadcast_over_time(image_features, time)
     return jnp.concatenate([audio, image.astype(audio.dtype)], axis=-1)
+
+
+def broadcast_over_time(features: jax.Array, num_frames: int) -> jax.Array:
+    """(B, H, W, C) -> (B, num_frames, H, W, C): one image's features for every frame."""
+    return jnp.broadcast_to(features[:, None], (features.shape[0], num_frames, *features.shape[1:]))
 
 
 class Generator(nn.Module):
@@ -114,6 +117,15 @@ class Generator(nn.Module):
       warp_flow_scale: pixels of flow per unit of those two output channels. Adam moves a
         weight by about its learning rate per step whatever the gradient's size, so a
         larger scale lets the flow reach several pixels within a CPU-length schedule.
+      identity_unet_skips: the identity encoder's 32 px and 64 px feature maps are
+        concatenated to the decoder's after the up-sampling to that size, the same map for
+        every frame (U-Net skips, Ronneberger et al. 2015, as in Chung et al.'s Speech2Vid
+        decoder). Not in the paper (False there).
+      audio_fusion: "paper" lays the audio features' frequency axis along the image width
+        (Fig. 3), so with a shallow decoder each image column hears only a band of mel
+        bins; "dense" maps each frame's audio features (frequency x channels) through one
+        dense layer to a code of the same channels copied to every pixel, so every pixel
+        hears every bin. "paper" in the paper configs.
     """
 
     width: float = 1.0
@@ -125,6 +137,8 @@ class Generator(nn.Module):
     audio_width: float = 0.0
     warp_identity: bool = False
     warp_flow_scale: float = 1.0
+    identity_unet_skips: bool = False
+    audio_fusion: str = "paper"
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
 
@@ -134,18 +148,35 @@ class Generator(nn.Module):
     ) -> tuple[jax.Array, jax.Array]:
         if self.warp_identity and not self.identity_skip:
             raise ValueError("model.warp_identity needs model.identity_skip (it warps the skip)")
+        if self.audio_fusion not in ("paper", "dense"):
+            raise ValueError(
+                f"model.audio_fusion: expected 'paper' or 'dense', got {self.audio_fusion!r}"
+            )
         common = {"dtype": self.dtype, "param_dtype": self.param_dtype}
         conv3d = {"conv3d_impl": self.conv3d_impl, **common}
         audio_width = self.audio_width or self.width
         audio_features = AudioEncoder(audio_width, **common, name="audio_encoder")(
             spectrogram, train
         )
-        image_features = IdentityEncoder(self.width, **common, name="identity_encoder")(
-            identity_image, train
-        )
+        image_features, identity_skips = IdentityEncoder(
+            self.width, return_skips=True, **common, name="identity_encoder"
+        )(identity_image, train)
 
         features = scale_width(256, self.width)
-        x = fuse_audio_identity(audio_features, image_features)
+        if self.audio_fusion == "dense":
+            batch, num_frames, freq, channels = audio_features.shape
+            code = nn.Dense(channels, kernel_init=he_normal, **common, name="audio_code")(
+                audio_features.reshape((batch, num_frames, freq * channels))
+            )
+            height, width = image_features.shape[1:3]
+            audio = jnp.broadcast_to(
+                code[:, :, None, None], (batch, num_frames, height, width, channels)
+            )
+            x = jnp.concatenate(
+                [audio, broadcast_over_time(image_features, num_frames).astype(audio.dtype)], -1
+            )
+        else:
+            x = fuse_audio_identity(audio_features, image_features)
         x = ConvBlock(features, (3, 3, 3), **conv3d, name="fusion")(x, train)
         for index in range(self.num_residual_blocks):
             x = ResidualBlock(features, (1, 3, 3), **conv3d, name=f"residual_{index + 1}")(x, train)
@@ -153,6 +184,9 @@ class Generator(nn.Module):
             x = UpsampleBlock(
                 scale_width(channels, self.width), self.upsample, **conv3d, name=f"up_{index + 1}"
             )(x, train)
+            if self.identity_unet_skips:
+                skip = broadcast_over_time(identity_skips[x.shape[2]], x.shape[1])
+                x = jnp.concatenate([x, skip.astype(x.dtype)], axis=-1)
         # With the identity skip, zero logits reproduce the identity image: training starts
         # from the static baseline instead of noise (as zero-initialised residual branches,
         # Goyal et al. 2017) and the decoder learns only where a frame differs from it.
