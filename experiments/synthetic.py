@@ -3,16 +3,20 @@
     python -m lipjax.main --config=experiments/synthetic.py --workdir=runs/synthetic
     python -m lipjax.main --config=experiments/synthetic.py:smoke --workdir=/tmp/smoke
     python -m lipjax.main --config=experiments/synthetic.py:long --workdir=runs/synthetic_long
+    python -m lipjax.main --config=experiments/synthetic.py:long_l1 --workdir=runs/long_l1
 
 The default is the README's quick start: it pretrains FlowNet and the perceptual
 autoencoder, then trains the full model (all four losses, three-stream discriminator) for
 a demonstration of the whole pipeline in about 20 minutes on 2 CPU cores. Learning lip
-motion takes thousands of steps: `:long` is the schedule that does (2,000 steps, about 2 s
-each on 2 CPU cores: run it in the background, it resumes where it stopped; the best
-checkpoint by validation LMD is kept in WORKDIR/best). lipjax's default weights
+motion takes thousands of steps: `:long` is that schedule with the paper's losses (2,000
+steps, about 2 s each on 2 CPU cores: run it in the background, it resumes where it
+stopped; the best checkpoint by validation LMD is kept in WORKDIR/best; test LMD -19%
+against the static baseline). `:long_l1` trains the paper's generator with two CPU options
+(U-Net identity skips, a dense audio fusion) on the L1 loss alone: 1,500 steps of 1.2 s, no
+pretraining, test LMD -28% (README, "What limits the CPU model"). lipjax's default weights
 (`lipjax/assets/default_weights`) come from it:
 
-    python -m lipjax.weights --checkpoint=runs/synthetic_long --output=lipjax/assets/default_weights
+    python -m lipjax.weights --checkpoint=runs/long_l1/best --output=lipjax/assets/default_weights
 
 `:smoke` is a seconds-long run on synthetic_lips/tiny for tests.
 """
@@ -41,6 +45,26 @@ def get_config(variant: str = ""):
         config.eval.every_steps = 250
         config.checkpoint_every_steps = 100
         config.log_every_steps = 25
+    elif variant == "long_l1":
+        # The schedule that beats the static baseline by 25% on unseen speakers (README,
+        # "What limits the CPU model"): the paper's generator with two CPU options, U-Net
+        # skips from the identity encoder and a dense audio fusion, trained on the L1
+        # reconstruction loss alone. At CPU size the adversarial term keeps the lips from
+        # learning (the discriminator wins and the pixel loss rises); without it and the
+        # perceptual and correlation terms no pretraining is needed and a step is 2x faster.
+        config.num_steps = 1_500
+        config.optim.decay_start_step = 1_000
+        config.optim.ema_decay = 0.998
+        config.optim.ema_start_step = 1_000
+        config.model.identity_unet_skips = True
+        config.model.audio_fusion = "dense"
+        config.loss.pixel = 1.0
+        config.loss.perceptual = 0.0
+        config.loss.adversarial = 0.0
+        config.loss.correlation = 0.0
+        config.eval.every_steps = 250
+        config.checkpoint_every_steps = 100
+        config.log_every_steps = 25
     elif variant:
-        raise ValueError(f"variant: expected '', 'smoke' or 'long', got {variant!r}")
+        raise ValueError(f"variant: expected '', 'smoke', 'long' or 'long_l1', got {variant!r}")
     return config

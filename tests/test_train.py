@@ -251,6 +251,19 @@ def test_unwritable_workdir_and_unbuilt_dataset(tmp_path):
         train.ensure_dataset(config)
 
 
+def test_long_l1_schedule_needs_no_pretraining_and_only_it_uses_the_cpu_options():
+    networks = train_step.build_networks(_experiment("synthetic", "long_l1"))
+    # L1 alone: no discriminator, FlowNet, correlation nets or perceptual encoder, so the
+    # run pretrains nothing.
+    unused = (networks.discriminator, networks.flownet, networks.audio_correlation)
+    assert all(network is None for network in (*unused, networks.perceptual))
+    assert networks.generator.identity_unet_skips
+    assert networks.generator.audio_fusion == "dense"
+    for name, variant in (("synthetic", "long"), ("grid", ""), ("lrw", "")):
+        generator = train_step.build_networks(_experiment(name, variant)).generator
+        assert not generator.identity_unet_skips and generator.audio_fusion == "paper", name
+
+
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory, tiny_data_dir):
     """A whole :smoke run (pretraining, training, evaluation, samples) on the tiny corpus."""
