@@ -24,6 +24,7 @@ from lipjax.models import (
     build_generator,
     correlation_loss,
     fuse_audio_identity,
+    fuse_code_identity,
     multiscale_epe,
     perceptual_loss,
     video_flows,
@@ -191,6 +192,17 @@ def test_fusion_layout():
     assert fused.shape == (2, 16, 16, 16, 8)
     # Audio frequency along W, duplicated along H; image repeated over time.
     np.testing.assert_array_equal(fused[:, 4, 7, :, :3], audio[:, 4])
+    np.testing.assert_array_equal(fused[:, 9, :, :, 3:], image)
+
+
+def test_dense_fusion_layout():
+    code = normal(0, (2, 16, 3))
+    image = normal(1, (2, 16, 16, 5))
+    fused = fuse_code_identity(code, image)
+    assert fused.shape == (2, 16, 16, 16, 8)
+    # Each frame's code at every pixel; the image repeated over time.
+    np.testing.assert_array_equal(fused[:, 4, 7, 11, :3], code[:, 4])
+    np.testing.assert_array_equal(fused[:, 4, 0, 0, :3], code[:, 4])
     np.testing.assert_array_equal(fused[:, 9, :, :, 3:], image)
 
 

@@ -12,7 +12,12 @@ from lipjax.models.flownet import (
     multiscale_epe,
     video_flows,
 )
-from lipjax.models.generator import Generator, fuse_audio_identity, warp_image
+from lipjax.models.generator import (
+    Generator,
+    fuse_audio_identity,
+    fuse_code_identity,
+    warp_image,
+)
 from lipjax.models.identity_encoder import IdentityEncoder
 from lipjax.models.layers import conv3d_as_2d_taps
 from lipjax.models.perceptual import (
@@ -43,6 +48,7 @@ __all__ = [
     "correlation_loss",
     "downsample_flow",
     "fuse_audio_identity",
+    "fuse_code_identity",
     "multiscale_epe",
     "perceptual_loss",
     "video_flows",

@@ -89,6 +89,16 @@ def broadcast_over_time(features: jax.Array, num_frames: int) -> jax.Array:
     return jnp.broadcast_to(features[:, None], (features.shape[0], num_frames, *features.shape[1:]))
 
 
+def fuse_code_identity(audio_code: jax.Array, image_features: jax.Array) -> jax.Array:
+    """The "dense" audio fusion: audio_code (B, T, C_s), one vector per frame, copied to every
+    pixel, beside f_p (B, H, W, C_p) copied to every frame -> (B, T, H, W, C_s + C_p)."""
+    batch, time, channels = audio_code.shape
+    height, width = image_features.shape[1:3]
+    audio = jnp.broadcast_to(audio_code[:, :, None, None], (batch, time, height, width, channels))
+    image = broadcast_over_time(image_features, time)
+    return jnp.concatenate([audio, image.astype(audio.dtype)], axis=-1)
+
+
 class Generator(nn.Module):
     """Speech + one identity image -> a lip video (paper Sec. 3.1, SPEC "Generator").
 
@@ -168,13 +178,7 @@ class Generator(nn.Module):
             code = nn.Dense(channels, kernel_init=he_normal, **common, name="audio_code")(
                 audio_features.reshape((batch, num_frames, freq * channels))
             )
-            height, width = image_features.shape[1:3]
-            audio = jnp.broadcast_to(
-                code[:, :, None, None], (batch, num_frames, height, width, channels)
-            )
-            x = jnp.concatenate(
-                [audio, broadcast_over_time(image_features, num_frames).astype(audio.dtype)], -1
-            )
+            x = fuse_code_identity(code, image_features)
         else:
             x = fuse_audio_identity(audio_features, image_features)
         x = ConvBlock(features, (3, 3, 3), **conv3d, name="fusion")(x, train)
