@@ -24,6 +24,19 @@ pretraining, test LMD -28% (README, "What limits the CPU model"). lipjax's defau
 from lipjax import configs
 
 
+def _long_schedule(config, num_steps: int):
+    """The schedule of `:long` and `:long_l1`: a constant learning rate to step 1,000, then
+    every learning rate falling to zero at `num_steps` while an average of the generator's
+    weights is what is scored, kept as best and exported."""
+    config.num_steps = num_steps
+    config.optim.decay_start_step = 1_000
+    config.optim.ema_decay = 0.998
+    config.optim.ema_start_step = 1_000
+    config.eval.every_steps = 250
+    config.checkpoint_every_steps = 100
+    config.log_every_steps = 25
+
+
 def get_config(variant: str = ""):
     config = configs.cpu_sized(configs.base_config())
     config.dataset = "synthetic_lips/small"  # built on first use (about 4 minutes)
@@ -38,13 +51,7 @@ def get_config(variant: str = ""):
         # Validation LMD stops improving near step 1,000 at a constant learning rate while
         # the discriminator wins (README, "CPU-sized"): from there the learning rates fall
         # to zero and an average of the generator's weights is what is scored and exported.
-        config.num_steps = 2_000
-        config.optim.decay_start_step = 1_000
-        config.optim.ema_decay = 0.998
-        config.optim.ema_start_step = 1_000
-        config.eval.every_steps = 250
-        config.checkpoint_every_steps = 100
-        config.log_every_steps = 25
+        _long_schedule(config, num_steps=2_000)
     elif variant == "long_l1":
         # The schedule that beats the static baseline by 25% on unseen speakers (README,
         # "What limits the CPU model"): the paper's generator with two CPU options, U-Net
@@ -52,19 +59,13 @@ def get_config(variant: str = ""):
         # reconstruction loss alone. At CPU size the adversarial term keeps the lips from
         # learning (the discriminator wins and the pixel loss rises); without it and the
         # perceptual and correlation terms no pretraining is needed and a step is 2x faster.
-        config.num_steps = 1_500
-        config.optim.decay_start_step = 1_000
-        config.optim.ema_decay = 0.998
-        config.optim.ema_start_step = 1_000
+        _long_schedule(config, num_steps=1_500)
         config.model.identity_unet_skips = True
         config.model.audio_fusion = "dense"
         config.loss.pixel = 1.0
         config.loss.perceptual = 0.0
         config.loss.adversarial = 0.0
         config.loss.correlation = 0.0
-        config.eval.every_steps = 250
-        config.checkpoint_every_steps = 100
-        config.log_every_steps = 25
     elif variant:
         raise ValueError(f"variant: expected '', 'smoke', 'long' or 'long_l1', got {variant!r}")
     return config
