@@ -20,8 +20,8 @@ import tempfile
 import numpy as np
 import skimage.data
 
-from data_pipeline import landmarks, preprocess
-from lipjax import crop, video_io
+from data_pipeline import preprocess
+from lipjax.data import crop, landmarks, video_io
 
 
 def still_face(path: pathlib.Path, num_frames: int, noise: float) -> None:

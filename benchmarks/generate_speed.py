@@ -5,10 +5,11 @@
                                         [--batches 1,16,64,256] [--json PATH]
 
 Random generator weights of each config (`experiments/grid.py` at the paper's sizes, or the
-CPU default `experiments/synthetic.py`) in a `lipjax.weights.Weights`, whose `generator()`
+CPU default `experiments/synthetic.py`) in a `lipjax.inference.weights.Weights`, whose `generator()`
 picks the 3D-convolution implementation of the backend (taps on CPU, native elsewhere).
 
-(a) The model alone: the jitted generator call of `lipjax.generate` (eval mode, the weights
+(a) The model alone: the jitted generator call of `lipjax.inference.generate` (eval mode,
+the weights
 passed as arguments) on B clips of audio windows and an identity image already on the
 device; frames/s = 16 B / time per call (calls dispatched back to back, blocked at the end);
 the latency of one clip is the median of single calls at B = 1, each blocked before the next.
@@ -44,8 +45,8 @@ def random_weights(config_name: str, dtype: str, quick: bool):
     import jax.numpy as jnp
 
     from lipjax import configs
-    from lipjax import train_step as lipjax_step
-    from lipjax.weights import Weights
+    from lipjax.inference.weights import Weights
+    from lipjax.train import train_step as lipjax_step
 
     config = (
         configs.dataset_config("grid")
@@ -70,7 +71,7 @@ def model_alone(weights, batches, args) -> tuple[list[dict], float]:
     import jax
     import numpy as np
 
-    from lipjax.generate import _run_generator
+    from lipjax.inference.generate import _run_generator
 
     run = jax.jit(functools.partial(_run_generator, weights.generator()))
     variables = jax.device_put(weights.variables)
@@ -117,8 +118,8 @@ def whole_generate(weights, args) -> dict:
     """Seconds per `generate()` call on a 10 s utterance, and for its log-mel windows."""
     import numpy as np
 
-    from lipjax.audio import SAMPLE_RATE
-    from lipjax.generate import LipGenerator
+    from lipjax.data.audio import SAMPLE_RATE
+    from lipjax.inference.generate import LipGenerator
 
     rng = np.random.default_rng(0)
     seconds_of_audio = 2.0 if args.quick else UTTERANCE_SECONDS
@@ -259,7 +260,8 @@ def run(args) -> list[measure.Table]:
     whole.notes.append(
         f"Median of {args.repeats} calls after one compiling call. The paper: "
         f"{PAPER_SECONDS_PER_FRAME * 1e3:g} ms per frame ({1 / PAPER_SECONDS_PER_FRAME:.0f} "
-        "frames/s) on a GTX 1080 Ti. lipjax.generate runs windows of 16 frames with hop 8 "
+        "frames/s) on a GTX 1080 Ti. lipjax.inference.generate runs windows of 16 frames "
+        "with hop 8 "
         "(each frame is generated twice and blended), so its frames/s is about half the "
         "model-alone figure at the same batch."
     )

@@ -3,7 +3,7 @@
     python benchmarks/pipeline_throughput.py [--data_dir DIR] [--copies 10] [--batches 40]
 
 A clip is one training window (16 frames of 64 x 64 lip crops, 64 x 128 log-mel, an
-identity frame, landmarks), as `lipjax.input_pipeline.create_train_iterator` yields it.
+identity frame, landmarks), as `lipjax.data.pipeline.create_train_iterator` yields it.
 The data is a `grid` build (array_record) of GRID-layout files: the synthetic tiny corpus
 exported at full length (2 to 3 s per utterance, like GRID's 3 s) and copied `copies`
 times under new speaker names, built through the real preprocessing path. The process is
@@ -23,7 +23,7 @@ import tensorflow_datasets as tfds
 
 from data_pipeline.grid import Grid
 from data_pipeline.synthetic_lips import CONFIGS, export
-from lipjax import input_pipeline
+from lipjax.data import pipeline
 
 
 def build(data_dir: pathlib.Path, copies: int) -> Grid:
@@ -54,14 +54,14 @@ def main() -> None:
     args = parser.parse_args()
     os.sched_setaffinity(0, {0, 1})
     builder = build(pathlib.Path(args.data_dir), args.copies)
-    index = input_pipeline.window_index("grid", "train", args.data_dir, cache_dir=args.data_dir)
+    index = pipeline.window_index("grid", "train", args.data_dir, cache_dir=args.data_dir)
     print(f"grid train: {builder.info.splits['train'].num_examples} utterances, "
           f"{index.num_windows} windows; batch {args.batch_size}; cores "
           f"{sorted(os.sched_getaffinity(0))}; load average {os.getloadavg()[0]:.2f}")  # fmt: skip
     print("| reader | clips/s |")
     print("| --- | --- |")
     for threads, workers in ((0, 0), (1, 0), (2, 0), (0, 2)):
-        iterator = input_pipeline.create_train_iterator(
+        iterator = pipeline.create_train_iterator(
             "grid", "train", args.data_dir, global_batch_size=args.batch_size, seed=0,
             cache_dir=args.data_dir, num_threads=threads, worker_count=workers,
             num_data_devices=1,

@@ -21,8 +21,8 @@ import numpy as np
 import scipy.io.wavfile
 import skimage.data
 
-from data_pipeline import landmarks, preprocess
-from lipjax import audio, video_io
+from data_pipeline import preprocess
+from lipjax.data import audio, landmarks, video_io
 
 
 def make_clip(directory: pathlib.Path, num_frames: int) -> preprocess.Utterance:

@@ -6,7 +6,7 @@ processes joined by `jax.distributed` (the multi-host code path, on one machine)
 Each device count runs in a process of its own, the step jitted as `lipjax.train` does: one
 mesh with a `data` axis over all devices (`lipjax.sharding.make_mesh`), parameters and
 optimiser state replicated, the batch split along `data` and made a global array from each
-process's rows (`lipjax.input_pipeline.to_global_arrays`). Two series:
+process's rows (`lipjax.data.pipeline.to_global_arrays`). Two series:
 - strong scaling: the global batch fixed, split over more devices;
 - weak scaling: the batch per device fixed, the global batch grows with the devices.
 
@@ -60,7 +60,8 @@ def measure_worker(args) -> dict | None:
     import jax
     import train_step as train_step_benchmark
 
-    from lipjax import input_pipeline, sharding
+    from lipjax import sharding
+    from lipjax.data import pipeline
 
     backend = jax.default_backend()
     config = train_step_benchmark.build_config(args.config, args.dtype, args.quick, backend)
@@ -71,7 +72,7 @@ def measure_worker(args) -> dict | None:
     step, state = train_step_benchmark.jitted_train_step(config, mesh, jax.random.key(0))
     local_rows = args.global_batch // jax.process_count()
     local = train_step_benchmark.random_batch(local_rows, seed=jax.process_index())
-    batch = input_pipeline.to_global_arrays(local, sharding.data_sharding(mesh))
+    batch = pipeline.to_global_arrays(local, sharding.data_sharding(mesh))
     _, compiled, trace_s, compile_s = measure.compile_timed(step, state, batch)
     seconds, _ = measure.seconds_per_step(
         compiled,

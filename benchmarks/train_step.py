@@ -5,7 +5,7 @@
 Each row runs in its own process (fresh device memory and peak counter; an out-of-memory
 error fails that row only). A row builds the networks of its config (`experiments/grid.py`
 at the paper's sizes, or the CPU default `experiments/synthetic.py`), random parameters
-(FlowNet and the frozen perceptual encoder too), and jits `lipjax.train_step.train_step` as
+(FlowNet and the frozen perceptual encoder too), and jits `lipjax.train.train_step.train_step` as
 `lipjax.train` does: one-device mesh, replicated state, batch split over `data`, the state
 donated. The batch is random and stays on the device unless the row feeds it from host
 memory every step. Timing: steps dispatched back to back and blocked once at the end (no
@@ -83,7 +83,7 @@ COLUMNS = [
 def build_config(name: str, dtype: str, quick: bool, backend: str):
     """The experiment's config with the row's compute dtype; on CPU the 3D convolutions
     run as temporal taps (the same function, several times faster on XLA's CPU backend,
-    as lipjax.weights chooses for generate())."""
+    as lipjax.inference.weights chooses for generate())."""
     from lipjax import configs
 
     if name == "grid":
@@ -120,7 +120,7 @@ def jitted_train_step(config, mesh, key):
     import jax.numpy as jnp
 
     from lipjax import sharding
-    from lipjax import train_step as lipjax_step
+    from lipjax.train import train_step as lipjax_step
 
     networks = lipjax_step.build_networks(config)
     perceptual = None

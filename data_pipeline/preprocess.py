@@ -2,17 +2,17 @@
 
 One utterance = a video file (25 fps), its audio (a .wav beside it or the video's own
 track) and optional transcript files. `preprocess` returns the example every lipjax
-corpus stores (`data_pipeline.features`) or raises `SkipUtterance` with a reason kind and
+corpus stores (`lipjax.data.features`) or raises `SkipUtterance` with a reason kind and
 a message naming the file: corrupt or empty files, a missing audio track, another frame
 rate, audio and video of different lengths, frames without a face, a bad landmark file.
 The builders count and list those in a build report (`BuildReport`), never crop a guess.
 
 Decoding uses PyAV (FFmpeg). Each frame is read both as RGB (for the crop) and as its
 luma plane (for dlib), so no colour conversion runs in Python. The crop is the SPEC rule
-of `lipjax.crop`, computed on a region around the mouth rather than the whole frame
+of `lipjax.data.crop`, computed on a region around the mouth rather than the whole frame
 (the same pixels, several times faster on 640 x 480 video). Each crop's box is stored
 with it (`crop_box`, with the video's path as `source_video`), so that evaluation can
-paste generated crops back into their frames (`lipjax.real_lmd`).
+paste generated crops back into their frames (`lipjax.eval.real_lmd`).
 """
 
 from __future__ import annotations
@@ -26,8 +26,7 @@ import re
 
 import numpy as np
 
-from data_pipeline import features, landmarks
-from lipjax import audio, crop
+from lipjax.data import audio, crop, features, landmarks
 
 VIDEO_FPS = 25.0
 VIDEO_SUFFIXES = (".mpg", ".mpeg", ".mp4", ".mov", ".avi", ".mkv")
@@ -240,7 +239,7 @@ def read_transcript(utterance: Utterance, duration: float) -> tuple[str, list]:
 def crop_video(
     frames: np.ndarray, mouth_landmarks: np.ndarray, smoothing_window: int = 1
 ) -> tuple[np.ndarray, np.ndarray]:
-    """`lipjax.crop.crop_video` computed on a region around each box: the same crops
+    """`lipjax.data.crop.crop_video` computed on a region around each box: the same crops
     (T, 64, 64, 3) uint8 and crop-pixel landmarks (T, 20, 2), without filtering the
     whole frame."""
     crops, crop_landmarks, _ = crop_video_and_boxes(frames, mouth_landmarks, smoothing_window)
@@ -251,8 +250,8 @@ def crop_video_and_boxes(
     frames: np.ndarray, mouth_landmarks: np.ndarray, smoothing_window: int = 1
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """`crop_video`, and each crop's box (T, 3) float32 as (centre x, centre y, half-size
-    r) in frame pixels: `lipjax.crop.crop_frame(frame, box[:2], box[2])` cuts the crop and
-    `lipjax.crop.paste_frame` puts one back."""
+    r) in frame pixels: `lipjax.data.crop.crop_frame(frame, box[:2], box[2])` cuts the crop and
+    `lipjax.data.crop.paste_frame` puts one back."""
     frames, centres, half_sizes = crop.video_crop_boxes(frames, mouth_landmarks, smoothing_window)
     crops = np.stack(
         [_crop_region(f, c, r) for f, c, r in zip(frames, centres, half_sizes, strict=True)]
@@ -287,7 +286,7 @@ def preprocess(
     options: PreprocessOptions,
     source: landmarks.LandmarkSource | None = None,
 ) -> dict:
-    """The example of one utterance (features of `data_pipeline.features`).
+    """The example of one utterance (features of `lipjax.data.features`).
 
     Raises SkipUtterance with a reason kind and a message naming the file.
     """

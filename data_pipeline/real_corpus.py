@@ -31,7 +31,8 @@ import tensorflow_datasets as tfds
 from tensorflow_datasets.core import file_adapters
 from tensorflow_datasets.core import writer as writer_lib
 
-from data_pipeline import features, preprocess
+from data_pipeline import preprocess
+from lipjax.data import features
 
 logger = logging.getLogger(__name__)
 
@@ -128,7 +129,7 @@ class RealCorpusBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True)
         "1.0.0": "First release.",
         "1.1.0": (
             "crop_box and source_video: each crop's box in its source frame and the video's "
-            "path in manual_dir, for the paper's LMD on crops pasted back (lipjax.real_lmd)."
+            "path in manual_dir, for the paper's LMD on crops pasted back (lipjax.eval.real_lmd)."
         ),
     }
     DESCRIPTION = ""

@@ -47,7 +47,7 @@ class Checkpointer:
     def restore(self, abstract_state: Any, iterator: Any, step: int | None = None) -> Any:
         """Restores the state of `step` (default: the latest) and moves `iterator` (a grain
         iterator built like the saved one) to the saved position."""
-        from lipjax import input_pipeline  # grain and TFDS: loaded by training only
+        from lipjax.data import pipeline  # grain and TFDS: loaded by training only
 
         step = self.latest.latest_step() if step is None else step
         saved_fields = saved_state_fields(self.latest.directory / str(step) / "state")
@@ -75,7 +75,7 @@ class Checkpointer:
             step,
             args=ocp.args.Composite(
                 state=ocp.args.StandardRestore(target),
-                data=input_pipeline.checkpoint_restore_args(iterator),
+                data=pipeline.checkpoint_restore_args(iterator),
             ),
         )
         state = restored["state"]
@@ -87,10 +87,10 @@ class Checkpointer:
         return state
 
     def _args(self, state: Any, iterator: Any) -> ocp.args.Composite:
-        from lipjax import input_pipeline  # grain and TFDS: loaded by training only
+        from lipjax.data import pipeline  # grain and TFDS: loaded by training only
 
         return ocp.args.Composite(
-            state=ocp.args.StandardSave(state), data=input_pipeline.checkpoint_save_args(iterator)
+            state=ocp.args.StandardSave(state), data=pipeline.checkpoint_save_args(iterator)
         )
 
     def save(self, step: int, state: Any, iterator: Any, force: bool = False) -> None:

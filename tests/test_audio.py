@@ -6,7 +6,7 @@ import librosa
 import numpy as np
 import pytest
 
-from lipjax import audio
+from lipjax.data import audio
 
 
 def _speech_like(seconds: float, seed: int = 0) -> np.ndarray:

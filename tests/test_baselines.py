@@ -12,11 +12,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lipjax import configs, train, train_step
-from lipjax import generate as generate_module
+from lipjax import configs
+from lipjax.inference import generate as generate_module
+from lipjax.inference.weights import Weights, load_weights, save_weights
 from lipjax.models import ChungGenerator, VondrickGenerator, build_generator
 from lipjax.models.chung_baseline import AUDIO_WINDOW, frame_audio_windows
-from lipjax.weights import Weights, load_weights, save_weights
+from lipjax.train import train_step, trainer
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 BASELINES = ("chung", "vondrick")
@@ -197,7 +198,7 @@ def smoke_runs(tmp_path_factory, tiny_data_dir):
     for baseline in BASELINES:
         config = _experiment(f"table3_{baseline}", "smoke")
         config.data_dir = tiny_data_dir
-        results[baseline] = (config, train.train_and_evaluate(config, str(root / baseline)))
+        results[baseline] = (config, trainer.train_and_evaluate(config, str(root / baseline)))
     return root, results
 
 

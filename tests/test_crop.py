@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from lipjax import crop
+from lipjax.data import crop
 
 
 def _mouth(cx=50.0, cy=40.0, half_w=20.0, half_h=8.0, frames=1):

@@ -1,4 +1,4 @@
-"""lipjax.evaluation (model / static / ground-truth rows) and the lipjax.evaluate tool."""
+"""lipjax.eval.evaluation (model / static / ground-truth rows) and the lipjax.eval.report tool."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ import orbax.checkpoint as ocp
 import pytest
 import scipy.ndimage
 
-from lipjax import configs, evaluate, evaluation, metrics, train_step
+from lipjax import configs
+from lipjax.eval import evaluation, metrics, report
+from lipjax.train import train_step
 
 
 def _clips(batch_size: int, seed: int) -> np.ndarray:
@@ -146,9 +148,9 @@ def _write_run(config, run):
 
 
 def test_the_tool_writes_tables_plots_and_samples(run_dir, tmp_path):
-    config = evaluate.config_from_json(evaluate.find_run_config(run_dir / "checkpoints"))
+    config = report.config_from_json(report.find_run_config(run_dir / "checkpoints"))
     assert config.model.generator_residual_blocks == 1
-    summary = evaluate.run(config, str(run_dir), "test", tmp_path, max_batches=1, num_samples=2)
+    summary = report.run(config, str(run_dir), "test", tmp_path, max_batches=1, num_samples=2)
     rows = summary["rows"]
     assert summary["num_clips"] == 8
     for metric in ("lmd", "opening_corr", "psnr", "ssim", "cpbd", "lse_d", "lse_c", "sync_offset"):
@@ -173,9 +175,9 @@ def test_the_tool_refuses_a_config_that_does_not_fit_the_checkpoint(run_dir, dat
     config = _config(data_dir)
     config.model.generator_residual_blocks = 2
     with pytest.raises(ValueError, match="does not match"):
-        evaluate.load_generator(config, str(run_dir))
+        report.load_generator(config, str(run_dir))
     with pytest.raises(FileNotFoundError, match=r"config\.json"):
-        evaluate.find_run_config(run_dir.parent / "elsewhere")
+        report.find_run_config(run_dir.parent / "elsewhere")
 
 
 def test_config_from_json_keeps_new_defaults(tmp_path):
@@ -184,13 +186,13 @@ def test_config_from_json_keeps_new_defaults(tmp_path):
     saved["model"]["width"] = 0.5
     saved["retired_field"] = 1
     (tmp_path / "config.json").write_text(json.dumps(saved))
-    config = evaluate.config_from_json(tmp_path / "config.json")
+    config = report.config_from_json(tmp_path / "config.json")
     assert config.model.width == 0.5
     assert config.model.output_kernel == configs.base_config().model.output_kernel
 
 
 def test_the_offset_study_tool_on_a_built_dataset(data_dir, tmp_path):
-    from lipjax import offset_study
+    from lipjax.eval import offset_study
 
     summary = offset_study.main(
         ["--dataset=synthetic_lips/tiny", f"--data_dir={data_dir}", "--split=train",
@@ -209,14 +211,14 @@ def test_a_real_corpus_gets_dlib_lmd_on_pasted_crops(tmp_path):
     the source videos (rendered faces, which dlib does not see: every frame is counted as
     faceless and the LMD is NaN, nothing crashes); without a manual_dir it is left out."""
     import data_pipeline
-    from lipjax import input_pipeline
+    from lipjax.data import pipeline
 
     config = _config(str(tmp_path / "tfds"))
     config.dataset = "grid"
     config.manual_dir = str(pathlib.Path(data_pipeline.__file__).parent / "grid" / "dummy_data")
     (tmp_path / "run").mkdir()
     run = _write_run(config, tmp_path / "run")
-    summary = evaluate.run(config, str(run), "test", tmp_path / "eval", sync_expert=None,
+    summary = report.run(config, str(run), "test", tmp_path / "eval", sync_expert=None,
                            sharpness=False, max_batches=1, num_samples=1)  # fmt: skip
     rows = summary["rows"]
     assert np.isnan(rows["model"]["lmd"]) and np.isnan(rows["static"]["lmd"])
@@ -225,8 +227,8 @@ def test_a_real_corpus_gets_dlib_lmd_on_pasted_crops(tmp_path):
     assert "dlib on the crops pasted back" in markdown
     assert "model: 0 of 64 frames scored (64 without a face in the real frame" in markdown, markdown
 
-    source = input_pipeline.load_builder("grid", config.data_dir).as_data_source(split="test")
-    scorer, reason = evaluate._real_lmd(config, source, "")
+    source = pipeline.load_builder("grid", config.data_dir).as_data_source(split="test")
+    scorer, reason = report._real_lmd(config, source, "")
     assert scorer is None and "LMD left out" in reason
 
 

@@ -14,12 +14,13 @@ import soundfile
 from absl import flags
 from PIL import Image
 
-from data_pipeline import speech
-from data_pipeline.synthetic_lips import corpus, synthetic_lips
-from lipjax import audio as audio_lib
-from lipjax import configs, input_pipeline, train, train_step, video_io
-from lipjax import generate as generate_module
-from lipjax.weights import Weights, load_weights, save_weights
+from data_pipeline.synthetic_lips import corpus, speech, synthetic_lips
+from lipjax import configs
+from lipjax.data import audio as audio_lib
+from lipjax.data import pipeline, video_io
+from lipjax.inference import generate as generate_module
+from lipjax.inference.weights import Weights, load_weights, save_weights
+from lipjax.train import train_step, trainer
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 RATE = 16_000
@@ -66,7 +67,7 @@ def test_frame_count_is_ceil_of_duration_times_25(random_weights, crop, seconds)
 def test_importing_generate_loads_no_dataset_libraries():
     """Inference needs neither TFDS nor grain (0.2 s and 400 modules of import time)."""
     code = (
-        "import sys; import lipjax.generate, lipjax.weights; "
+        "import sys; import lipjax.inference.generate, lipjax.inference.weights; "
         "print(sorted({'tensorflow_datasets', 'grain', 'data_pipeline'} & set(sys.modules)))"
     )
     done = subprocess.run(
@@ -80,7 +81,7 @@ def test_from_lipjax_import_generate_is_callable(random_weights, crop):
 
     frames = generate(random_weights, _tone_bursts(0.5), crop, sample_rate=RATE)
     assert frames.shape == (13, 64, 64, 3)
-    assert generate.LipGenerator is generate_module.LipGenerator
+    assert generate is generate_module.generate
 
 
 def test_hann_windows_at_half_overlap_sum_to_one():
@@ -109,7 +110,7 @@ def test_jax_log_mel_windows_match_the_training_features(lookahead):
     num_frames, starts, windows = lips.windows(waveform)
     assert num_frames == 38 and list(starts) == [0, 8, 16, 24]
     padded = audio_lib.pad_to_video_frames(waveform, 40 + lookahead)
-    expected = input_pipeline.normalize_log_mel(audio_lib.log_mel(padded))
+    expected = pipeline.normalize_log_mel(audio_lib.log_mel(padded))
     for start, window in zip(starts, np.asarray(windows), strict=True):
         first = 4 * (start + lookahead)
         # float32 STFTs differ by up to 0.08 dB in near-silent bins
@@ -337,7 +338,7 @@ def trained_run(tmp_path_factory, tiny_data_dir):
     configs.smoke(config)
     config.data_dir = tiny_data_dir
     config.loss.adversarial = config.loss.correlation = config.loss.perceptual = 0.0
-    train.train_and_evaluate(config, str(root / "run"))
+    trainer.train_and_evaluate(config, str(root / "run"))
     return config, root
 
 
@@ -347,7 +348,7 @@ def _held_out_speaker_inputs(config, root) -> tuple[np.ndarray, np.ndarray]:
     corpus_config = synthetic_lips.CONFIGS["tiny"]
     test_speaker = corpus.make_speakers(corpus_config)[corpus_config.num_train_speakers]
     spoken = speech.synthesize(LONG_TEXT, test_speaker.voice)
-    builder = input_pipeline.load_builder(config.dataset, config.data_dir)
+    builder = pipeline.load_builder(config.dataset, config.data_dir)
     source = builder.as_data_source(split="test")
     names = [source[i]["speaker"] for i in range(len(source))]
     names = [n.decode() if isinstance(n, bytes) else n for n in names]
@@ -377,7 +378,7 @@ def _run_cli(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
     env["XLA_FLAGS"] = ""
     return subprocess.run(
-        [sys.executable, "-m", "lipjax.generate", *args],
+        [sys.executable, "-m", "lipjax.cli.generate", *args],
         capture_output=True,
         text=True,
         env=env,
@@ -436,6 +437,6 @@ def test_cli_full_face_lips_only_batch_and_errors(trained_run, tmp_path):
 
 
 def test_flags_are_defined_once():
-    # The CLI defines its flags only when run as a program, so importing lipjax.generate
-    # next to another absl program does not clash.
+    # The library defines no flags (the CLI is lipjax.cli.generate), so importing
+    # lipjax.inference.generate next to another absl program does not clash.
     assert "audio" not in flags.FLAGS

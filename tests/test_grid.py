@@ -11,7 +11,7 @@ import data_pipeline  # noqa: F401  (registers the builders)
 from data_pipeline import preprocess
 from data_pipeline.grid import Grid, GridConfig, grid
 from data_pipeline.synthetic_lips import CONFIGS, corpus, export
-from lipjax import audio, crop, input_pipeline, video_io
+from lipjax.data import audio, crop, pipeline, video_io
 
 DUMMY = pathlib.Path(grid.__file__).parent / "dummy_data"
 DUMMY_SPLITS = {"train": 4, "validation": 1, "test": 2}
@@ -121,7 +121,7 @@ def test_stored_boxes_invert_the_crops(dummy):
 
 
 def test_input_pipeline_reads_the_build(dummy):
-    index = input_pipeline.window_index("grid", "train", str(dummy.data_dir_root))
+    index = pipeline.window_index("grid", "train", str(dummy.data_dir_root))
     assert index.num_windows == 4 * 2  # 24-frame clips: windows at frames 0 and 8
     assert set(index.speakers) <= {"s3", "s4", "s5", "s6"}
 

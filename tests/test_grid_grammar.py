@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from data_pipeline import grid_grammar
+from data_pipeline.synthetic_lips import grid_grammar
 
 
 def test_grammar_size_and_index_roundtrip():

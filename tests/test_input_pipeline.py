@@ -7,7 +7,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from lipjax import input_pipeline
+from lipjax.data import pipeline
 
 DATASET = "synthetic_lips/tiny"
 BATCH = 8  # conftest forces 8 CPU devices: one row per device
@@ -26,13 +26,13 @@ def cache_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def examples(data_dir):
     """Decoded utterances of every split, in split order."""
-    builder = input_pipeline.load_builder(DATASET, data_dir)
+    builder = pipeline.load_builder(DATASET, data_dir)
     sources = {split: builder.as_data_source(split=split) for split in ("train", "test")}
     return {split: [source[i] for i in range(len(source))] for split, source in sources.items()}
 
 
 def _train_iterator(data_dir, cache_dir, seed=0, **kwargs):
-    return input_pipeline.create_train_iterator(
+    return pipeline.create_train_iterator(
         DATASET, "train", data_dir, global_batch_size=BATCH, seed=seed, cache_dir=cache_dir,
         **kwargs,
     )  # fmt: skip
@@ -58,11 +58,11 @@ def _assert_row_matches_source(batch, row, utterances):
     np.testing.assert_array_equal(batch["video"][row], frames.astype(np.float32) / 127.5 - 1)
     np.testing.assert_array_equal(
         batch["audio"][row, :, :, 0],
-        (example["log_mel"][4 * start : 4 * start + 64] - input_pipeline.LOG_MEL_MEAN)
-        / np.float32(input_pipeline.LOG_MEL_STD),
+        (example["log_mel"][4 * start : 4 * start + 64] - pipeline.LOG_MEL_MEAN)
+        / np.float32(pipeline.LOG_MEL_STD),
     )
     np.testing.assert_array_equal(batch["landmarks"][row], example["landmarks"][start : start + 16])
-    assert batch["speaker_id"][row] == input_pipeline.speaker_id(example["speaker"])
+    assert batch["speaker_id"][row] == pipeline.speaker_id(example["speaker"])
     return example
 
 
@@ -87,10 +87,8 @@ def test_shapes_dtypes_and_ranges(data_dir, cache_dir):
 
 def test_normalisation_helpers():
     frames = np.array([0, 255, 128], np.uint8)
-    np.testing.assert_allclose(
-        input_pipeline.normalize_video(frames), [-1, 1, 0.5 / 127.5], atol=1e-6
-    )
-    audio = input_pipeline.normalize_log_mel(np.full((64, 128), input_pipeline.LOG_MEL_MEAN))
+    np.testing.assert_allclose(pipeline.normalize_video(frames), [-1, 1, 0.5 / 127.5], atol=1e-6)
+    audio = pipeline.normalize_log_mel(np.full((64, 128), pipeline.LOG_MEL_MEAN))
     assert audio.shape == (64, 128, 1) and audio.dtype == np.float32
     np.testing.assert_allclose(audio, 0, atol=1e-6)
 
@@ -103,7 +101,7 @@ def test_eval_visits_every_window_once_and_matches_source(data_dir, cache_dir, e
         for s in range(0, len(example["frames"]) - 15, 8)
     }
     batches = list(
-        input_pipeline.create_eval_iterator(
+        pipeline.create_eval_iterator(
             DATASET, "test", data_dir, global_batch_size=BATCH, cache_dir=cache_dir
         )
     )
@@ -133,7 +131,7 @@ def test_audio_lookahead_starts_the_audio_later_and_pads_past_the_end(
     3 frames after the video window's start; the last window of an utterance reaches past
     its end and is padded with the utterance's quietest mel frame. Video is unchanged."""
     utterances = examples["test"]
-    batches = input_pipeline.create_eval_iterator(
+    batches = pipeline.create_eval_iterator(
         DATASET, "test", data_dir, global_batch_size=BATCH, cache_dir=cache_dir,
         audio_lookahead=3,
     )  # fmt: skip
@@ -142,8 +140,8 @@ def test_audio_lookahead_starts_the_audio_later_and_pads_past_the_end(
         for row in np.flatnonzero(mask):
             example = utterances[int(batch["utterance_index"][row])]
             start, log_mel = int(batch["start_frame"][row]), example["log_mel"]
-            audio = batch["audio"][row, :, :, 0] * np.float32(input_pipeline.LOG_MEL_STD)
-            audio += np.float32(input_pipeline.LOG_MEL_MEAN)
+            audio = batch["audio"][row, :, :, 0] * np.float32(pipeline.LOG_MEL_STD)
+            audio += np.float32(pipeline.LOG_MEL_MEAN)
             inside = min(64, len(log_mel) - 4 * (start + 3))
             expected = log_mel[4 * start + 12 :][:inside]
             np.testing.assert_allclose(audio[:inside], expected, atol=1e-4)
@@ -156,14 +154,14 @@ def test_audio_lookahead_starts_the_audio_later_and_pads_past_the_end(
             )
     assert padded_rows > 0
     with pytest.raises(ValueError, match="audio_lookahead_frames"):
-        input_pipeline.create_eval_iterator(
+        pipeline.create_eval_iterator(
             DATASET, "test", data_dir, global_batch_size=BATCH, cache_dir=cache_dir,
             audio_lookahead=-1,
         )  # fmt: skip
 
 
 def test_eval_is_repeatable(data_dir, cache_dir):
-    dataset = input_pipeline.create_eval_iterator(
+    dataset = pipeline.create_eval_iterator(
         DATASET, "validation", data_dir, global_batch_size=BATCH, cache_dir=cache_dir
     )
     first, second = list(dataset), list(dataset)
@@ -192,7 +190,7 @@ def test_train_is_deterministic_given_a_seed(data_dir, cache_dir):
 
 
 def test_epochs_are_reshuffled_and_cover_every_window(data_dir, cache_dir):
-    index = input_pipeline.window_index(DATASET, "train", data_dir, cache_dir)
+    index = pipeline.window_index(DATASET, "train", data_dir, cache_dir)
     per_epoch = index.num_windows // BATCH
     batches = _take(_train_iterator(data_dir, cache_dir), 2 * per_epoch)
     keys = [
@@ -225,7 +223,7 @@ def test_resume_through_an_orbax_checkpoint(data_dir, cache_dir, tmp_path):
             3,
             args=ocp.args.Composite(
                 state=ocp.args.StandardSave(train_state),
-                data=input_pipeline.checkpoint_save_args(iterator),
+                data=pipeline.checkpoint_save_args(iterator),
             ),
         )
         after_save = _take(iterator, 2)  # while orbax may still be writing: state taken at save
@@ -237,7 +235,7 @@ def test_resume_through_an_orbax_checkpoint(data_dir, cache_dir, tmp_path):
             manager.latest_step(),
             args=ocp.args.Composite(
                 state=ocp.args.StandardRestore(train_state),
-                data=input_pipeline.checkpoint_restore_args(resumed),
+                data=pipeline.checkpoint_restore_args(resumed),
             ),
         )
     assert restored.data is resumed
@@ -246,7 +244,7 @@ def test_resume_through_an_orbax_checkpoint(data_dir, cache_dir, tmp_path):
 
 
 def test_window_index_is_cached_and_reused(data_dir, tmp_path, monkeypatch, examples):
-    index = input_pipeline.window_index(DATASET, "train", data_dir, cache_dir=tmp_path)
+    index = pipeline.window_index(DATASET, "train", data_dir, cache_dir=tmp_path)
     assert len(list((tmp_path / "window_index").glob("*.npz"))) == 1
     lengths = [len(example["frames"]) for example in examples["train"]]
     np.testing.assert_array_equal(index.num_frames, lengths)
@@ -254,8 +252,8 @@ def test_window_index_is_cached_and_reused(data_dir, tmp_path, monkeypatch, exam
     def fail(source):
         raise AssertionError("the cached index was not used")
 
-    monkeypatch.setattr(input_pipeline, "_read_utterance_lengths", fail)
-    again = input_pipeline.window_index(DATASET, "train", data_dir, cache_dir=tmp_path)
+    monkeypatch.setattr(pipeline, "_read_utterance_lengths", fail)
+    again = pipeline.window_index(DATASET, "train", data_dir, cache_dir=tmp_path)
     np.testing.assert_array_equal(again.start_frame, index.start_frame)
     np.testing.assert_array_equal(again.utterance_row, index.utterance_row)
     assert set(again.speaker_names.values()) == {
@@ -266,7 +264,7 @@ def test_window_index_is_cached_and_reused(data_dir, tmp_path, monkeypatch, exam
 def test_short_utterances_are_skipped_and_counted(data_dir, cache_dir, examples):
     lengths = np.array([len(example["frames"]) for example in examples["train"]])
     window = int(np.median(lengths)) + 1  # about half the utterances are too short
-    index = input_pipeline.window_index(DATASET, "train", data_dir, cache_dir, window=window)
+    index = pipeline.window_index(DATASET, "train", data_dir, cache_dir, window=window)
     assert index.num_skipped_utterances == np.sum(lengths < window) > 0
     assert np.all(index.start_frame + window <= lengths[index.utterance_row])
     assert set(index.utterance_row) == set(np.flatnonzero(lengths >= window))
@@ -274,42 +272,40 @@ def test_short_utterances_are_skipped_and_counted(data_dir, cache_dir, examples)
 
 def test_unbuilt_dataset_names_the_build_command(tmp_path):
     with pytest.raises(FileNotFoundError) as error:
-        input_pipeline.create_train_iterator(
+        pipeline.create_train_iterator(
             DATASET, "train", str(tmp_path), global_batch_size=BATCH, seed=0
         )
     command = f"python -m data_pipeline.synthetic_lips build --config=tiny --data_dir={tmp_path}"
     assert command in str(error.value)
-    generic = input_pipeline.build_command("grid/default", "/data")
+    generic = pipeline.build_command("grid/default", "/data")
     assert generic.startswith("python -m data_pipeline.build grid --manual_dir=")
     assert "--config=default" in generic and "--data_dir=/data" in generic
 
 
 def test_unknown_split_is_an_error(data_dir, cache_dir):
     with pytest.raises(ValueError, match="no split 'dev'"):
-        input_pipeline.window_index(DATASET, "dev", data_dir, cache_dir)
+        pipeline.window_index(DATASET, "dev", data_dir, cache_dir)
 
 
 def test_batch_size_must_split_over_the_devices(data_dir):
     assert jax.device_count() == 8
     with pytest.raises(ValueError, match=r"global_batch_size=12 .*\(8\)"):
-        input_pipeline.create_train_iterator(
-            DATASET, "train", data_dir, global_batch_size=12, seed=0
-        )
+        pipeline.create_train_iterator(DATASET, "train", data_dir, global_batch_size=12, seed=0)
     with pytest.raises(ValueError, match="global_batch_size=0"):
-        input_pipeline.create_eval_iterator(DATASET, "test", data_dir, global_batch_size=0)
+        pipeline.create_eval_iterator(DATASET, "test", data_dir, global_batch_size=0)
 
 
 def test_to_global_arrays_shards_rows_over_the_data_axis(data_dir, cache_dir):
-    mesh = jax.make_mesh((8,), (input_pipeline.DATA_AXIS,))
-    sharding = input_pipeline.make_data_sharding(mesh)
+    mesh = jax.make_mesh((8,), (pipeline.DATA_AXIS,))
+    sharding = pipeline.make_data_sharding(mesh)
     batch, mask = next(
         iter(
-            input_pipeline.create_eval_iterator(
+            pipeline.create_eval_iterator(
                 DATASET, "test", data_dir, global_batch_size=BATCH, cache_dir=cache_dir
             )
         )
     )
-    global_batch, global_mask = input_pipeline.to_global_arrays((batch, mask), sharding)
+    global_batch, global_mask = pipeline.to_global_arrays((batch, mask), sharding)
     for key, value in global_batch.items():
         assert isinstance(value, jax.Array) and value.sharding == sharding
         assert value.shape == batch[key].shape
@@ -318,16 +314,16 @@ def test_to_global_arrays_shards_rows_over_the_data_axis(data_dir, cache_dir):
     np.testing.assert_array_equal(np.asarray(global_mask), mask)
 
     with pytest.raises(ValueError, match="global batch of 4 rows"):
-        input_pipeline.to_global_arrays({"video": batch["video"][:4]}, sharding)
+        pipeline.to_global_arrays({"video": batch["video"][:4]}, sharding)
 
 
 def test_each_process_reads_its_own_shard_of_utterances(data_dir, tmp_path, monkeypatch):
-    whole = input_pipeline.window_index(DATASET, "train", data_dir, cache_dir=tmp_path)
+    whole = pipeline.window_index(DATASET, "train", data_dir, cache_dir=tmp_path)
     shards = []
     monkeypatch.setattr(jax, "process_count", lambda: 3)
     for process in range(3):
         monkeypatch.setattr(jax, "process_index", lambda process=process: process)
-        shards.append(input_pipeline.window_index(DATASET, "train", data_dir, cache_dir=tmp_path))
+        shards.append(pipeline.window_index(DATASET, "train", data_dir, cache_dir=tmp_path))
     assert [s.first_utterance for s in shards] == [0, 6, 11]  # 16 utterances: 6, 5, 5
     assert len(list((tmp_path / "window_index").glob("*.npz"))) == 4  # one per process shard
     utterances = np.concatenate([s.first_utterance + s.utterance_row for s in shards])

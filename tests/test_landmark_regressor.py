@@ -1,4 +1,4 @@
-"""lipjax.landmark_regressor: shapes, augmentation geometry, training, saving, shipped model."""
+"""lipjax.eval.landmark_regressor: shapes, augmentation, training, saving, shipped model."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import data_pipeline  # noqa: F401  (registers the builders)
-from lipjax import landmark_regressor as lr
+from lipjax.eval import landmark_regressor as lr
 
 
 @pytest.fixture(scope="module")

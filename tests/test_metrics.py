@@ -1,4 +1,4 @@
-"""lipjax.metrics against values known in closed form."""
+"""lipjax.eval.metrics against values known in closed form."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.ndimage
 
-from lipjax import metrics
+from lipjax.eval import metrics
 
 
 def _random_frames(shape, seed=0, low=0, high=256) -> np.ndarray:

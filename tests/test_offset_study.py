@@ -1,12 +1,12 @@
-"""The Fig. 4 offset study (lipjax.offset_study) on series with known offsets."""
+"""The Fig. 4 offset study (lipjax.eval.offset_study) on series with known offsets."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from lipjax import offset_study
-from lipjax.audio import SAMPLES_PER_VIDEO_FRAME
+from lipjax.data.audio import SAMPLES_PER_VIDEO_FRAME
+from lipjax.eval import offset_study
 
 
 def _example(lag: int, frames: int = 80, seed: int = 0, delay: int | None = None) -> dict:

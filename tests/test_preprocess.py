@@ -9,8 +9,8 @@ import scipy.ndimage
 import skimage.color
 import skimage.data
 
-from data_pipeline import landmarks, preprocess
-from lipjax import audio, crop, video_io
+from data_pipeline import preprocess
+from lipjax.data import audio, crop, landmarks, video_io
 
 ASTRONAUT_MOUTH = (222, 145)  # (x, y): the middle of her lips in the 512 x 512 image
 

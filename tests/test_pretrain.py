@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from lipjax import flow_data, pretrain_flownet, pretrain_perceptual
-from lipjax.flow_data import FLOW_SCALE
+from lipjax.data import flow_data
+from lipjax.data.flow_data import FLOW_SCALE
+from lipjax.train import pretrain_flownet, pretrain_perceptual
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,8 @@ import scipy.ndimage
 import skimage.data
 
 from data_pipeline import preprocess
-from lipjax import audio, crop, evaluation, input_pipeline, real_lmd, video_io
+from lipjax.data import audio, crop, pipeline, video_io
+from lipjax.eval import evaluation, real_lmd
 
 NUM_FRAMES = 16  # one evaluation window
 
@@ -95,7 +96,7 @@ def test_evaluation_scores_pasted_crops_and_counts_faceless_frames(talking_astro
     video_io.write_mp4(manual_dir / "noise.mp4", noise, 25)
     faceless = {**example, "source_video": "noise.mp4",
                 "crop_box": np.tile(np.float32([48, 48, 20]), (NUM_FRAMES, 1))}  # fmt: skip
-    clips = input_pipeline.normalize_video(example["frames"])[None]
+    clips = pipeline.normalize_video(example["frames"])[None]
     batch = {
         "video": np.concatenate([clips, clips]),
         "identity": np.concatenate([clips, clips])[:, 0],

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from matplotlib.path import Path
 
-from data_pipeline import render
+from data_pipeline.synthetic_lips import render
 
 SIZE = 128
 LUMA = np.array([0.299, 0.587, 0.114])

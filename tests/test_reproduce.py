@@ -1,11 +1,11 @@
-"""lipjax.reproduce: the tables' rank statistics, the markdown, and a two-experiment run."""
+"""lipjax.eval.reproduce: the tables' rank statistics, the markdown, and a two-experiment run."""
 
 import json
 import pathlib
 
 import pytest
 
-from lipjax import reproduce
+from lipjax.eval import reproduce
 
 
 def test_kendall_tau_of_known_orderings():
@@ -35,7 +35,7 @@ def _record(lmd: float, ssim: float) -> dict:
 def test_markdown_has_every_row_the_paper_columns_and_keeps_the_discussion():
     records = {"table2_a": _record(2.0, 0.6), "table2_e": _record(1.5, 0.7)}
     settings = {
-        "command": "python -m lipjax.reproduce --workdir=runs/tables --steps=10",
+        "command": "python -m lipjax.cli.reproduce --workdir=runs/tables --steps=10",
         "dataset": "synthetic_lips/small",
         "split": "test",
         "variant": "synthetic",
@@ -106,7 +106,7 @@ def test_committed_records_survive_a_lost_workdir(tmp_path, tiny_data_dir, monke
     """The table is filled over several sessions: with the workdir gone, a rerun pretrains
     again (deterministically: the same weight fingerprint) and reuses the committed record
     instead of training again; a record of another pretraining is not reused."""
-    from lipjax import train
+    from lipjax.train import trainer
 
     kwargs = {
         "steps": 2,
@@ -122,7 +122,7 @@ def test_committed_records_survive_a_lost_workdir(tmp_path, tiny_data_dir, monke
     def no_training(config, workdir):
         raise AssertionError("a committed experiment was trained again")
 
-    monkeypatch.setattr(train, "train_and_evaluate", no_training)
+    monkeypatch.setattr(trainer, "train_and_evaluate", no_training)
     assert reproduce.reproduce(tmp_path / "new", **kwargs)["table2_h"] == first
     assert "| table2_h |" in (tmp_path / "RESULTS.md").read_text()
 
@@ -165,7 +165,8 @@ def test_a_stopped_training_stops_the_reproduction_unevaluated(tmp_path, monkeyp
     """SIGTERM makes train_and_evaluate return early: nothing is evaluated or recorded, the
     experiments after it are not started, and the training minutes of the interrupted
     invocation count towards the finished run."""
-    from lipjax import evaluate, train
+    from lipjax.eval import report
+    from lipjax.train import trainer
 
     calls = []
 
@@ -177,8 +178,8 @@ def test_a_stopped_training_stops_the_reproduction_unevaluated(tmp_path, monkeyp
     def no_evaluation(*args, **kwargs):
         raise AssertionError("a stopped run was evaluated")
 
-    monkeypatch.setattr(train, "train_and_evaluate", stopped_training)
-    monkeypatch.setattr(evaluate, "run", no_evaluation)
+    monkeypatch.setattr(trainer, "train_and_evaluate", stopped_training)
+    monkeypatch.setattr(report, "run", no_evaluation)
     config = reproduce.load_experiment("table2_a", "smoke")
     config.num_steps = 10
     assert reproduce.run_experiment("table2_a", config, tmp_path, "test", False) is None
@@ -188,8 +189,8 @@ def test_a_stopped_training_stops_the_reproduction_unevaluated(tmp_path, monkeyp
     assert first_minutes >= 0
 
     summary = {"rows": {"model": {"lmd": 1.0}}, "num_clips": 4}
-    monkeypatch.setattr(train, "train_and_evaluate", lambda config, workdir: {"step": 10})
-    monkeypatch.setattr(evaluate, "run", lambda *args, **kwargs: summary)
+    monkeypatch.setattr(trainer, "train_and_evaluate", lambda config, workdir: {"step": 10})
+    monkeypatch.setattr(report, "run", lambda *args, **kwargs: summary)
     record = reproduce.run_experiment("table2_a", config, tmp_path, "test", False)
     assert record["rows"] == summary["rows"] and record["steps"] == 10
     assert record["train_minutes"] >= first_minutes
@@ -198,7 +199,8 @@ def test_a_stopped_training_stops_the_reproduction_unevaluated(tmp_path, monkeyp
 def test_discussion_edited_while_the_experiments_run_is_kept(tmp_path, tiny_data_dir, monkeypatch):
     """The table takes hours: words written under "## Discussion" between two experiments
     must survive the rewrite after the next one."""
-    from lipjax import evaluate, train
+    from lipjax.eval import report
+    from lipjax.train import trainer
 
     results = tmp_path / "RESULTS.md"
     results.write_text("old\n\n## Discussion\n\nWritten before the run.\n")
@@ -212,8 +214,8 @@ def test_discussion_edited_while_the_experiments_run_is_kept(tmp_path, tiny_data
             results.write_text(text.replace("Written before the run.", "Edited mid-run."))
         return {"rows": {"model": {"lmd": float(len(evaluated))}}, "num_clips": 4}
 
-    monkeypatch.setattr(train, "train_and_evaluate", lambda config, workdir: {"step": 2})
-    monkeypatch.setattr(evaluate, "run", evaluation)
+    monkeypatch.setattr(trainer, "train_and_evaluate", lambda config, workdir: {"step": 2})
+    monkeypatch.setattr(report, "run", evaluation)
     reproduce.reproduce(
         tmp_path / "runs",
         steps=2,

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from data_pipeline import speech
+from data_pipeline.synthetic_lips import speech
 
 SENTENCES = (
     "bin blue at ef two now",

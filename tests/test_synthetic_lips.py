@@ -10,7 +10,7 @@ import tensorflow_datasets as tfds
 import data_pipeline  # noqa: F401  (registers the builders)
 from data_pipeline.synthetic_lips import CONFIGS, SyntheticLips, analysis, corpus, export, preview
 from data_pipeline.synthetic_lips.__main__ import main as cli_main
-from lipjax import audio, crop, video_io
+from lipjax.data import audio, crop, video_io
 
 TINY = CONFIGS["tiny"]
 

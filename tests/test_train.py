@@ -16,7 +16,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lipjax import checkpointing, configs, sharding, train, train_step
+from lipjax import checkpointing, configs, sharding
+from lipjax.train import train_step, trainer
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -91,7 +92,7 @@ def test_one_step_updates_every_network(tiny_setup):
 
 
 def test_the_sync_expert_loss_is_one_more_term_of_the_generator_step():
-    from lipjax import sync_expert
+    from lipjax.eval import lip_sync
 
     config = _tiny_config()
     config.loss.sync_expert = 1.0
@@ -99,7 +100,7 @@ def test_the_sync_expert_loss_is_one_more_term_of_the_generator_step():
     assert networks.sync_expert is not None
     with pytest.raises(ValueError, match="no sync expert"):
         _state(config, networks)
-    _, expert = sync_expert.load_expert()
+    _, expert = lip_sync.load_expert()
     frames = jnp.zeros((1, 64, 64, 3))
     state = train_step.init_state(
         networks,
@@ -128,19 +129,19 @@ def test_the_sync_expert_loss_is_one_more_term_of_the_generator_step():
 
 
 def test_the_trainer_loads_the_sync_expert_and_checks_its_architecture(tmp_path):
-    from lipjax import sync_expert
+    from lipjax.eval import lip_sync
     from lipjax.models.sync_expert import SyncExpert
 
     config = _tiny_config()
     config.loss.sync_expert = 1.0
-    variables = train._load_sync_expert(config, train_step.build_networks(config).sync_expert)
-    shipped = sync_expert.load_expert()[1]
+    variables = trainer._load_sync_expert(config, train_step.build_networks(config).sync_expert)
+    shipped = lip_sync.load_expert()[1]
     assert jax.tree.all(jax.tree.map(np.array_equal, variables, shipped))
     narrow = SyncExpert(embedding=16)
-    sync_expert.save_expert(sync_expert.init_expert(0, narrow), tmp_path, narrow)
+    lip_sync.save_expert(lip_sync.init_expert(0, narrow), tmp_path, narrow)
     config.loss.sync_expert_path = str(tmp_path)
     with pytest.raises(ValueError, match=r"sync_expert_path.*architecture"):
-        train._load_sync_expert(config, SyncExpert())
+        trainer._load_sync_expert(config, SyncExpert())
 
 
 def test_pixel_loss_falls_on_a_fixed_batch():
@@ -243,12 +244,12 @@ def test_unwritable_workdir_and_unbuilt_dataset(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
     with pytest.raises(PermissionError, match="workdir"):
-        train.prepare_workdir(str(blocker / "run"))
+        trainer.prepare_workdir(str(blocker / "run"))
     config = _experiment("synthetic", "smoke")
     config.data_dir = str(tmp_path / "no_data")
     config.build_if_missing = False
     with pytest.raises(FileNotFoundError, match=r"python -m data_pipeline\.synthetic_lips build"):
-        train.ensure_dataset(config)
+        trainer.ensure_dataset(config)
 
 
 def test_long_l1_schedule_needs_no_pretraining_and_only_it_uses_the_cpu_options():
@@ -270,7 +271,7 @@ def smoke_run(tmp_path_factory, tiny_data_dir):
     root = tmp_path_factory.mktemp("smoke")
     config = _experiment("synthetic", "smoke")
     config.data_dir = tiny_data_dir
-    result = train.train_and_evaluate(config, str(root / "run"))
+    result = trainer.train_and_evaluate(config, str(root / "run"))
     return config, root, result
 
 
@@ -337,7 +338,7 @@ def test_killed_run_resumes_with_the_next_batch(smoke_run, tmp_path):
         resumed.perceptual.checkpoint = str(pretrain / "perceptual")
         resumed.eval.every_steps = 1000
         resumed.num_steps = steps
-        return train.train_and_evaluate(resumed, str(workdir))
+        return trainer.train_and_evaluate(resumed, str(workdir))
 
     run(killed, 6)
     run(tmp_path / "straight", 6)
@@ -355,7 +356,7 @@ def test_grid_smoke_trains_on_the_grid_dummy_build(tmp_path):
     assert config.dataset == "grid" and pathlib.Path(config.manual_dir).is_dir()
     config.data_dir = str(tmp_path / "tfds")
     config.loss.perceptual = config.loss.correlation = config.loss.adversarial = 0.0
-    result = train.train_and_evaluate(config, str(tmp_path / "run"))
+    result = trainer.train_and_evaluate(config, str(tmp_path / "run"))
     assert result["step"] == config.num_steps
     assert np.isfinite(result["lmd"]) and np.isfinite(result["static_lmd"])
     assert (tmp_path / "tfds" / "grid").is_dir()
@@ -429,7 +430,7 @@ def test_resume_switches_on_the_weight_average(smoke_run, tmp_path):
         resumed.num_steps = steps
         resumed.eval.every_steps = 1000
         resumed.optim.update(optim)
-        return train.train_and_evaluate(resumed, str(tmp_path / "run"))
+        return trainer.train_and_evaluate(resumed, str(tmp_path / "run"))
 
     run(2)
     result = run(4, ema_decay=0.5, ema_start_step=2, decay_start_step=2)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from data_pipeline import visemes
+from data_pipeline.synthetic_lips import visemes
 
 # "_ b A: m _": silence, a bilabial, an open vowel, a bilabial, silence.
 PHONEMES = [

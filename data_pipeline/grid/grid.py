@@ -1,5 +1,5 @@
 """TFDS builder `grid`: the GRID audiovisual sentence corpus (Cooke et al. 2006), from a
-manual download, as 64 x 64 lip crops with log-mel audio (`data_pipeline.features`).
+manual download, as 64 x 64 lip crops with log-mel audio (`lipjax.data.features`).
 
     python -m data_pipeline.build grid --manual_dir=DIR [--data_dir=DIR]
 """

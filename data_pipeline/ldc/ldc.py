@@ -1,6 +1,6 @@
 """TFDS builder `ldc`: the Audiovisual Database of Spoken American English (LDC2009V01,
 Richie, Warburton and Carter 2009), from a manual download, as 64 x 64 lip crops with
-log-mel audio (`data_pipeline.features`).
+log-mel audio (`lipjax.data.features`).
 
     python -m data_pipeline.build ldc --manual_dir=DIR [--data_dir=DIR]
 """

@@ -1,5 +1,5 @@
 """TFDS builder `lrw`: Lip Reading in the Wild (Chung and Zisserman 2016), from a manual
-download, as 64 x 64 lip crops with log-mel audio (`data_pipeline.features`).
+download, as 64 x 64 lip crops with log-mel audio (`lipjax.data.features`).
 
     python -m data_pipeline.build lrw --manual_dir=DIR [--data_dir=DIR]
 """

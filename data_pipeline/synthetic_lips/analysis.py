@@ -7,8 +7,9 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from data_pipeline import visemes
-from lipjax import audio, metrics
+from data_pipeline.synthetic_lips import visemes
+from lipjax.data import audio
+from lipjax.eval import metrics
 
 CLOSED_GAP_PIXELS = 0.5  # an inner-lip gap below this (crop pixels) counts as closed
 mouth_opening = metrics.mouth_opening  # inner-lip gap per frame, in the landmarks' units

@@ -17,8 +17,8 @@ import dataclasses
 
 import numpy as np
 
-from data_pipeline import grid_grammar, render, speech, visemes
-from lipjax import audio, crop
+from data_pipeline.synthetic_lips import grid_grammar, render, speech, visemes
+from lipjax.data import audio, crop
 
 SPLITS = ("train", "validation", "test")
 

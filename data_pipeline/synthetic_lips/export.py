@@ -33,7 +33,7 @@ import scipy.io.wavfile
 from tqdm import tqdm
 
 from data_pipeline.synthetic_lips import corpus
-from lipjax import audio, video_io
+from lipjax.data import audio, video_io
 
 ALIGN_UNITS_PER_SECOND = 25 * 1000  # GRID: 1/1000 of a 25-fps frame
 LAYOUTS = ("grid", "lrw", "ldc")

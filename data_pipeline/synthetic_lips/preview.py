@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from data_pipeline.synthetic_lips import analysis
-from lipjax import audio, video_io
+from lipjax.data import audio, video_io
 
 PREVIEW_SCALE = 4  # 64 px crops are shown at 256 px
 

@@ -16,8 +16,8 @@ import os
 
 import tensorflow_datasets as tfds
 
-from data_pipeline import features
 from data_pipeline.synthetic_lips import corpus
+from lipjax.data import features
 
 _DESCRIPTION = """
 Synthetic talking lips with exact ground truth. GRID-grammar sentences ("bin blue at f

@@ -47,7 +47,7 @@ from lipjax.models.layers import (
 )
 
 AUDIO_WINDOW = 35  # mel frames = 0.35 s, Chung et al.'s audio input length
-MELS_PER_FRAME = 4  # lipjax.audio.MELS_PER_VIDEO_FRAME
+MELS_PER_FRAME = 4  # lipjax.data.audio.MELS_PER_VIDEO_FRAME
 EMBEDDING = 256  # size of each encoder's output vector (their fc7)
 
 

@@ -2,7 +2,7 @@
 lip sync in the wild", ACCV workshops 2016): two encoders map 5 video frames of lips and
 the matching 0.2 s of speech to unit vectors that lie close together when the two are in
 sync. The distance between the embeddings over a range of audio offsets gives LSE-D,
-LSE-C and the audio-visual offset (lipjax.sync_expert).
+LSE-C and the audio-visual offset (lipjax.eval.lip_sync).
 
 Inputs, channels last:
   lips  (N, 32, 32, 5): 5 consecutive grey frames in [-1, 1], stacked as channels (SyncNet

@@ -53,7 +53,7 @@ from lipjax.models.layers import (
 
 CODE = 256  # size of the audio code and of the identity code
 STREAM_CHANNELS = (512, 256, 128, 64)  # Vondrick et al.'s generator widths
-MELS_PER_FRAME = 4  # lipjax.audio.MELS_PER_VIDEO_FRAME
+MELS_PER_FRAME = 4  # lipjax.data.audio.MELS_PER_VIDEO_FRAME
 
 
 def depth_to_space_nd(x: jax.Array, axes: int) -> jax.Array:

@@ -4,7 +4,7 @@ The paper fine-tunes a FlyingChairs-pretrained FlowNet; those weights cannot be 
 so (SPEC "Optical flow") we train it in two stages:
 
 * Stage A, "synthetic": generated FlyingChairs-like pairs with exact flow
-  (`lipjax.flow_data.synthetic_flow_batch`), multi-scale end-point-error loss.
+  (`lipjax.data.flow_data.synthetic_flow_batch`), multi-scale end-point-error loss.
 * Stage B, "finetune": consecutive lip-crop frames of the training split with classical TV-L1
   targets (Zach et al., DAGM 2007; scikit-image), computed once and cached in the workdir,
   mixed with a share of synthetic pairs so that the exact-flow skill is kept.
@@ -28,9 +28,9 @@ Files written in the workdir:
 * `lip_flow_targets_<split>.npz`: lip pairs (uint8) with their TV-L1 targets.
 
 The helpers for datasets, checkpoints and the resumable training loop are shared with
-`lipjax.pretrain_perceptual`.
+`lipjax.train.pretrain_perceptual`.
 
-    python -m lipjax.pretrain_flownet --workdir /tmp/flownet --data_dir /tmp/tfds_small
+    python -m lipjax.train.pretrain_flownet --workdir /tmp/flownet --data_dir /tmp/tfds_small
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ import optax
 import orbax.checkpoint as ocp
 from tqdm import tqdm
 
-from lipjax import flow_data
+from lipjax.data import flow_data
 from lipjax.models.flownet import FlowNetS, multiscale_epe
 
 logger = logging.getLogger(__name__)

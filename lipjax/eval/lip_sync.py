@@ -20,9 +20,9 @@ s = +-1..+-K (off-sync by s frames) and every audio window of the other batch it
 expert thus learns true synchrony, and on held-out videos its offset recovers d (tested).
 Corpora whose delay is unknown (-1) are trained as if in sync.
 
-    python -m lipjax.sync_expert train --dataset=synthetic_lips/small --data_dir=DIR \\
+    python -m lipjax.eval.lip_sync train --dataset=synthetic_lips/small --data_dir=DIR \\
         --workdir=OUT [--steps=2500]
-    python -m lipjax.sync_expert score --dataset=synthetic_lips/small --data_dir=DIR \\
+    python -m lipjax.eval.lip_sync score --dataset=synthetic_lips/small --data_dir=DIR \\
         --split=test [--expert=OUT]
 
 A trained expert ships in lipjax/assets/sync_expert (`load_expert()` loads it).
@@ -47,8 +47,8 @@ import optax
 import scipy.ndimage
 import tqdm
 
-from lipjax import audio as audio_lib
-from lipjax import input_pipeline
+from lipjax.data import audio as audio_lib
+from lipjax.data import pipeline
 from lipjax.models.sync_expert import (
     LIP_SIZE,
     MELS_PER_FRAME,
@@ -95,11 +95,11 @@ def _text(value) -> str:
 
 
 def utterance_from_example(example) -> Utterance:
-    """An Utterance from a decoded example of the lipjax feature set (data_pipeline.features)."""
-    frames = input_pipeline.normalize_video(np.asarray(example["frames"]))
+    """An Utterance from a decoded example of the lipjax feature set (lipjax.data.features)."""
+    frames = pipeline.normalize_video(np.asarray(example["frames"]))
     return Utterance(
         lips=np.asarray(grey_lips(frames), np.float32),
-        audio=input_pipeline.normalize_log_mel(np.asarray(example["log_mel"]))[..., 0],
+        audio=pipeline.normalize_log_mel(np.asarray(example["log_mel"]))[..., 0],
         delay=int(example["av_delay_frames"]),
         speaker=_text(example["speaker"]),
     )
@@ -109,7 +109,7 @@ def load_utterances(
     dataset: str, split: str, data_dir: str | None = None, limit: int | None = None
 ) -> list[Utterance]:
     """The utterances of one split of a built lipjax dataset (e.g. "synthetic_lips/small")."""
-    source = input_pipeline.open_split(dataset, split, data_dir)
+    source = pipeline.open_split(dataset, split, data_dir)
     count = len(source) if limit is None else min(limit, len(source))
     return [utterance_from_example(source[index]) for index in range(count)]
 
@@ -438,7 +438,7 @@ class SyncScorer:
         if clips.ndim != 5 or clips.shape[-3:] != (2 * LIP_SIZE, 2 * LIP_SIZE, 3):
             raise ValueError(f"clips: expected (B, T, 64, 64, 3), got {clips.shape}")
         if clips.dtype == np.uint8:
-            clips = input_pipeline.normalize_video(clips)
+            clips = pipeline.normalize_video(clips)
         log_mel = np.asarray(log_mel, np.float32)
         if log_mel.ndim == 4:
             log_mel = log_mel[..., 0]
@@ -522,11 +522,11 @@ def baseline_scores(scorer: SyncScorer, utterances: Sequence[Utterance], shift: 
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(prog="python -m lipjax.sync_expert", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m lipjax.eval.lip_sync", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     for name in ("train", "score"):
         command = commands.add_parser(name)
-        command.add_argument("--dataset", default=input_pipeline.DEFAULT_DATASET)
+        command.add_argument("--dataset", default=pipeline.DEFAULT_DATASET)
         command.add_argument("--data_dir", default=None, help="TFDS data_dir")
         command.add_argument("--seed", type=int, default=0)
         if name == "train":

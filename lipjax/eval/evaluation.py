@@ -10,10 +10,10 @@ Every window of a split is scored in three rows:
                 they are trivially perfect there.
 Metrics: LMD between lip landmarks of the real and the scored clip (from a landmark model
 on the crops, or on real corpora dlib on the crops pasted back into their frames,
-lipjax.real_lmd); with the landmark model, the correlation of the two clips' mouth
+lipjax.eval.real_lmd); with the landmark model, the correlation of the two clips' mouth
 openings over time (motion alone: 0 for the static row); PSNR and colour SSIM against
-the real clip (lipjax.metrics); CPBD sharpness; and, given a sync expert
-(lipjax.sync_expert.SyncScorer), LSE-D, LSE-C and the audio-visual offset of the clip
+the real clip (lipjax.eval.metrics); CPBD sharpness; and, given a sync expert
+(lipjax.eval.lip_sync.SyncScorer), LSE-D, LSE-C and the audio-visual offset of the clip
 against the window's audio.
 """
 
@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from lipjax import landmark_regressor, metrics
+from lipjax.eval import landmark_regressor, metrics
 
 ROWS = ("model", "static", "ground_truth")
 # Metrics of a clip against the real one (not reported for the ground truth itself).
@@ -113,14 +113,14 @@ def evaluate(
 
     LMD compares landmarks predicted on the real clip with those predicted on the scored
     one (both from the same landmark model, as the paper runs dlib on both). `sharpness`
-    adds CPBD (about 2 ms a frame); `sync`, e.g. a lipjax.sync_expert.SyncScorer, adds
+    adds CPBD (about 2 ms a frame); `sync`, e.g. a lipjax.eval.lip_sync.SyncScorer, adds
     LSE-D, LSE-C and the offset: `sync(clips, log_mel, audio_start)` scores the clips
     against the batch's audio windows (audio_start 0), or against what
     `sync_audio(batch, mask)` returns, e.g. the window's audio with context around it
     as (log_mel of the valid rows, the clip frame where it starts).
 
     `frame_lmd(batch, valid, {"model": clips, "static": clips})`, e.g. a
-    lipjax.real_lmd.RealLmdScorer, gives the per-clip LMD of each row instead of
+    lipjax.eval.real_lmd.RealLmdScorer, gives the per-clip LMD of each row instead of
     `landmarks` (which may then be None; with neither, no LMD). Its uint8 clips are the
     valid rows; a clip it cannot score is NaN, and row means leave NaN clips out.
     """

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from data_pipeline.render import ARTICULATION_FIELDS
+from data_pipeline.synthetic_lips.render import ARTICULATION_FIELDS
 
 FPS = 25
 OPEN, SPREAD, ROUND, PROTRUDE, CLOSURE, LIP_TEETH, TONGUE = range(len(ARTICULATION_FIELDS))

@@ -18,7 +18,7 @@ here (--visual, --acoustic):
               derivative, as a magnitude).
 A per-frame series paired with a between-frames one is cut to the frames they share.
 
-    python -m lipjax.offset_study --dataset=synthetic_lips/small --split=train --output=DIR
+    python -m lipjax.eval.offset_study --dataset=synthetic_lips/small --split=train --output=DIR
 """
 
 from __future__ import annotations
@@ -32,10 +32,10 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 
 from data_pipeline.synthetic_lips import analysis
-from lipjax import input_pipeline
+from lipjax.data import pipeline
 
 MAX_OFFSET = 7  # the paper's offsets 0..7
-MELS_PER_FRAME = input_pipeline.MELS_PER_FRAME
+MELS_PER_FRAME = pipeline.MELS_PER_FRAME
 
 
 def lip_motion(landmarks: np.ndarray) -> np.ndarray:
@@ -174,7 +174,7 @@ def plot_figure_4(result: dict, path: pathlib.Path, num_examples: int = 4) -> pa
 
 def load_examples(dataset: str, split: str, data_dir: str | None, limit: int | None = None):
     """Decoded utterances of a built dataset's split."""
-    source = input_pipeline.open_split(dataset, split, data_dir)
+    source = pipeline.open_split(dataset, split, data_dir)
     count = len(source) if limit is None else min(limit, len(source))
     return (source[index] for index in range(count))
 
@@ -197,8 +197,8 @@ def write_outputs(result: dict, output: pathlib.Path, name: str) -> list[pathlib
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(prog="python -m lipjax.offset_study", description=__doc__)
-    parser.add_argument("--dataset", default=input_pipeline.DEFAULT_DATASET)
+    parser = argparse.ArgumentParser(prog="python -m lipjax.eval.offset_study", description=__doc__)
+    parser.add_argument("--dataset", default=pipeline.DEFAULT_DATASET)
     parser.add_argument("--data_dir", default=None, help="TFDS data_dir")
     parser.add_argument("--split", default="train")
     parser.add_argument("--output", required=True, help="folder for the figure and tables")

@@ -6,7 +6,7 @@ A weights folder holds `model.json` (the `config.model` fields of the run, inclu
 lipjax ships one, trained on `synthetic_lips` (`lipjax/assets/default_weights`); make one
 from any run with
 
-    python -m lipjax.weights --checkpoint=runs/synthetic_long --output=DIR
+    python -m lipjax.cli.export_weights --checkpoint=runs/synthetic_long --output=DIR
 """
 
 from __future__ import annotations
@@ -117,22 +117,3 @@ def save_weights(weights: Weights, path: str | pathlib.Path) -> pathlib.Path:
     )
     checkpointer.wait_until_finished()
     return path
-
-
-def main(argv):
-    del argv
-    from absl import flags
-
-    weights = load_weights(flags.FLAGS.checkpoint)
-    out = save_weights(weights, flags.FLAGS.output)
-    count = sum(x.size for x in jax.tree.leaves(weights.params))
-    print(f"{count:,} generator parameters from {weights.source} -> {out}")
-
-
-if __name__ == "__main__":
-    from absl import app, flags
-
-    flags.DEFINE_string("checkpoint", None, "training run workdir or checkpoint folder")
-    flags.DEFINE_string("output", None, "weights folder to write")
-    flags.mark_flags_as_required(["checkpoint", "output"])
-    app.run(main)

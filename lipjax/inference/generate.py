@@ -1,16 +1,16 @@
 """generate(): lip videos for speech of any length and one image of a face.
 
-    from lipjax import generate
+    from lipjax.inference import generate
     frames = generate(None, "speech.wav", "face.jpg")  # lipjax's default weights
 
-    python -m lipjax.generate --audio=speech.wav --image=face.jpg --output=out.mp4
-    python -m lipjax.generate --checkpoint=runs/synthetic_long --batch=pairs.csv --output=DIR
+    python -m lipjax.cli.generate --audio=speech.wav --image=face.jpg --output=out.mp4
+    python -m lipjax.cli.generate --checkpoint=runs/synthetic_long --batch=pairs.csv --output=DIR
 
 The paper generates fixed 16-frame clips. Longer speech is cut into 16-frame windows with
 a hop of 8 frames; each frame is the average of the windows covering it, weighted by a
 Hann window over each window's frames (Hann windows at 50% overlap sum to a constant, so
 every frame blends smoothly from one window into the next and no seam shows). The log-mel
-front end runs in JAX on the accelerator (`lipjax.audio.log_mel` with `jax.numpy`, tested
+front end runs in JAX on the accelerator (`lipjax.data.audio.log_mel` with `jax.numpy`, tested
 against librosa).
 """
 
@@ -23,17 +23,15 @@ import logging
 import math
 import os
 import pathlib
-import sys
-import types
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lipjax import audio as audio_lib
-from lipjax import crop as crop_lib
-from lipjax.weights import Weights, load_weights
+from lipjax.data import audio as audio_lib
+from lipjax.data import crop as crop_lib
+from lipjax.inference.weights import Weights, load_weights
 
 WINDOW_FRAMES = 16
 DEFAULT_HOP_FRAMES = 8
@@ -146,7 +144,7 @@ def lip_crop(image: Any, name: str = "image") -> tuple[np.ndarray, FacePlacement
     photo: dlib finds the face and its mouth landmarks (the largest photos are searched at
     DETECTION_MAX_SIDE pixels) and the SPEC crop rule cuts the crop.
     """
-    from data_pipeline.landmarks import MOUTH, DlibLandmarks
+    from lipjax.data.landmarks import MOUTH, DlibLandmarks
 
     photo = load_image(image, name)
     if photo.shape[:2] == (crop_lib.CROP_SIZE, crop_lib.CROP_SIZE):
@@ -322,7 +320,7 @@ def generate(
     """Lip frames (T, 64, 64, 3) uint8 at 25 fps, T = ceil(duration * 25).
 
     Args:
-      params: `Weights` (`lipjax.weights.load_weights`), a training run's workdir or a
+      params: `Weights` (`lipjax.inference.weights.load_weights`), a training run's workdir or a
         weights folder, or None for lipjax's default weights (trained on synthetic_lips).
       audio: a path to an audio file, or a waveform (mono or stereo) with `sample_rate`.
       image: a 64x64 lip crop, or a face photo (path or array) that dlib crops per SPEC.
@@ -384,7 +382,7 @@ def write_video(
 ) -> pathlib.Path:
     """An H.264 mp4 with the speech as AAC: the full face when a photo and placement are
     given (and not `lips_only`), else the lip crops (enlarged 4x so players show them)."""
-    from lipjax import video_io
+    from lipjax.data import video_io
 
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -433,64 +431,3 @@ def read_pairs(batch: str | os.PathLike, output_dir: pathlib.Path) -> list[tuple
     if not pairs:
         raise ValueError(f"batch: no (audio, image) pairs found in {batch}")
     return pairs
-
-
-def main(argv) -> int:
-    from absl import flags
-    from tqdm import tqdm
-
-    del argv
-    flag = flags.FLAGS
-    try:
-        generator = LipGenerator(flag.checkpoint, hop=flag.hop)
-        if flag.batch:
-            jobs = read_pairs(flag.batch, pathlib.Path(flag.output))
-        else:
-            if not (flag.audio and flag.image):
-                raise ValueError("give --audio and --image (or --batch)")
-            jobs = [(flag.audio, flag.image, flag.output)]
-        for audio_path, image_path, output in tqdm(
-            jobs, desc="generate", unit="video", disable=len(jobs) == 1
-        ):
-            frames, waveform, placement = generator.generate_with_placement(audio_path, image_path)
-            write_video(output, frames, waveform, image_path, placement, lips_only=flag.lips_only)
-            print(f"{output}: {len(frames)} frames, {len(frames) / FPS:.2f} s")
-    except (ValueError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    return 0
-
-
-def _define_flags() -> None:
-    from absl import flags
-
-    flags.DEFINE_string(
-        "checkpoint",
-        None,
-        "training run workdir or weights folder "
-        "(default: lipjax's weights trained on synthetic_lips)",
-    )
-    flags.DEFINE_string("audio", None, "speech: wav, flac, mp3, ...")
-    flags.DEFINE_string("image", None, "a face photo, or a 64x64 lip crop")
-    flags.DEFINE_string("output", "out.mp4", "mp4 to write (a folder with --batch)")
-    flags.DEFINE_string("batch", None, "CSV (audio,image[,output]) or folder of pairs")
-    flags.DEFINE_bool("lips_only", False, "write the 64x64 lip crops, not the full face")
-    flags.DEFINE_integer("hop", DEFAULT_HOP_FRAMES, "frames between overlapping windows")
-
-
-class _CallableModule(types.ModuleType):
-    """`from lipjax import generate; generate(params, audio, image)`: this module is the
-    function users call, and still the home of `LipGenerator` and the CLI."""
-
-    def __call__(self, *args, **kwargs):
-        return generate(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
-
-
-if __name__ == "__main__":
-    from absl import app
-
-    _define_flags()
-    app.run(lambda argv: sys.exit(main(argv)))

@@ -19,7 +19,6 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from lipjax import losses
 from lipjax.models import (
     AudioDerivativeNet,
     Discriminator,
@@ -31,6 +30,7 @@ from lipjax.models import (
 )
 from lipjax.models.factory import architecture_of
 from lipjax.models.sync_expert import SyncExpert
+from lipjax.train import losses
 
 PyTree = Any
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
@@ -273,7 +273,7 @@ def init_state(
         if sync_expert_variables is None:
             raise ValueError(
                 "loss.sync_expert is on but no sync expert was given; "
-                "load one with lipjax.sync_expert.load_expert"
+                "load one with lipjax.eval.lip_sync.load_expert"
             )
         frozen["sync_expert"] = sync_expert_variables
     optimizers = make_optimizers(config)

@@ -14,7 +14,7 @@ landmarks (dlib points 48..67) are samples of exactly those curves. A head pose 
 local frame into the image: image = centre + scale * (size / 128) * R(rotation) @ local +
 (dx, dy), where R rotates clockwise on screen for positive angles (y points down).
 
-Pixel convention (as in `lipjax.crop`): pixel (row i, column j) covers x in [j, j + 1)
+Pixel convention (as in `lipjax.data.crop`): pixel (row i, column j) covers x in [j, j + 1)
 and y in [i, i + 1), so its centre is (j + 0.5, i + 0.5); landmarks use the same
 continuous (x, y) coordinates.
 """

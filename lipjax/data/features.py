@@ -1,5 +1,5 @@
 """The feature set every lipjax corpus stores (synthetic_lips, grid, lrw, ldc), so that
-`lipjax.input_pipeline` reads any of them; the real corpora add where each crop came from
+`lipjax.data.pipeline` reads any of them; the real corpora add where each crop came from
 (`real_corpus_features`).
 
 Arrays are `tfds.features.Tensor` stored as raw bytes: decoding an utterance takes 0.35 ms
@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow_datasets as tfds
 
-from lipjax import audio, crop
+from lipjax.data import audio, crop
 
 _RAW = tfds.features.Encoding.BYTES
 
@@ -37,7 +37,7 @@ def lip_features() -> tfds.features.FeaturesDict:
 def real_corpus_features() -> tfds.features.FeaturesDict:
     """`lip_features` and, for the real corpora (grid, lrw, ldc), where each crop came
     from: its box in the source frame and the source video, so that generated crops can be
-    pasted back for the paper's LMD (dlib on whole frames; `lipjax.real_lmd`)."""
+    pasted back for the paper's LMD (dlib on whole frames; `lipjax.eval.real_lmd`)."""
     return tfds.features.FeaturesDict(
         {
             **_lip_feature_dict(),
@@ -47,7 +47,7 @@ def real_corpus_features() -> tfds.features.FeaturesDict:
                 encoding=_RAW,
                 doc="per frame (centre x, centre y, half-size r) in source-frame pixels: the "
                 "crop is the square [cx - r, cx + r] x [cy - r, cy + r] resized to 64 x 64 "
-                "(lipjax.crop.crop_frame; no rotation); frame t is the video's frame t",
+                "(lipjax.data.crop.crop_frame; no rotation); frame t is the video's frame t",
             ),
             "source_video": tfds.features.Text(doc="the video file, relative to manual_dir"),
         }

@@ -2,10 +2,10 @@
 
 The paper detects lip landmarks with dlib on the generated video and on the real one. A
 64 x 64 lip crop is too small for dlib's face detector, so each generated crop is pasted
-back into its source frame (`lipjax.crop.paste_frame`, the exact inverse of the crop,
+back into its source frame (`lipjax.data.crop.paste_frame`, the exact inverse of the crop,
 from the box the builders store as `crop_box`), dlib (HOG face detection on every frame,
 then the 68-point predictor) finds the mouth points 48..67 on the pasted frame and on the
-real frame, and `lipjax.metrics.landmark_distance` compares them: each frame's points
+real frame, and `lipjax.eval.metrics.landmark_distance` compares them: each frame's points
 minus their mean, the Euclidean distance averaged over the 20 points and the frames.
 
 The LMD is in source-frame pixels, as dlib reports them; `lmd_crop` is the same distance
@@ -28,7 +28,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from lipjax import crop, metrics
+from lipjax.data import crop
+from lipjax.eval import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ class PastedLmd:
         upsample: int = 0,
         cache_videos: int = 2,
     ):
-        from data_pipeline import landmarks
+        from lipjax.data import landmarks
 
         self.manual_dir = pathlib.Path(manual_dir)
         self.feather = feather
@@ -195,7 +196,7 @@ def lmd_on_pasted_frames(
 
 
 class RealLmdScorer:
-    """The `frame_lmd` of `lipjax.evaluation.evaluate` on a real corpus: per-clip dlib LMD
+    """The `frame_lmd` of `lipjax.eval.evaluation.evaluate` on a real corpus: per-clip dlib LMD
     of the model and static rows of a batch, from the windows' utterances in `source` (a
     built split of grid / lrw / ldc with `crop_box` and `source_video`).
 

@@ -6,7 +6,7 @@ instead. It is trained on the exact ground-truth landmarks of the training split
 augmentations (small translation, scale and rotation of the crop, blur, colour and noise)
 that make it robust to the blurrier, slightly shifted frames that a generator produces.
 
-    python -m lipjax.landmark_regressor --data_dir=/tmp/tfds_small --config=small \
+    python -m lipjax.eval.landmark_regressor --data_dir=/tmp/tfds_small --config=small \
         --workdir=DIR --steps=3000
 
 trains one, saves it to DIR/landmark_regressor (orbax) with DIR/landmark_regressor_report.json
@@ -33,7 +33,8 @@ import optax
 import orbax.checkpoint as ocp
 import tqdm
 
-from lipjax import crop, metrics
+from lipjax.data import crop
+from lipjax.eval import metrics
 
 NUM_LANDMARKS = crop.NUM_MOUTH_LANDMARKS
 CROP_SIZE = crop.CROP_SIZE

@@ -61,14 +61,14 @@ import numpy as np
 import tensorflow_datasets as tfds
 from etils import epath
 
-from lipjax import audio
+from lipjax.data import audio
 
 logger = logging.getLogger(__name__)
 
 WINDOW_FRAMES = 16
 HOP_FRAMES = 8
 MELS_PER_FRAME = audio.MELS_PER_VIDEO_FRAME  # 4 log-mel frames per video frame
-# Log-mel normalisation, shared with generate() (defined in lipjax.audio, which loads no
+# Log-mel normalisation, shared with generate() (defined in lipjax.data.audio, which loads no
 # dataset libraries).
 LOG_MEL_MEAN = audio.LOG_MEL_MEAN
 LOG_MEL_STD = audio.LOG_MEL_STD

@@ -11,7 +11,7 @@ autoencoder, with width, residual blocks and up-sampling mode as metadata),
 `perceptual_progress/` holds a resumable checkpoint every `perceptual.checkpoint_every` steps
 while training (removed at the end).
 
-    python -m lipjax.pretrain_perceptual --workdir /tmp/perceptual --data_dir /tmp/tfds_small
+    python -m lipjax.train.pretrain_perceptual --workdir /tmp/perceptual --data_dir /tmp/tfds_small
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import numpy as np
 import optax
 
 from lipjax.models.perceptual import PerceptualAutoencoder, PerceptualEncoder
-from lipjax.pretrain_flownet import (
+from lipjax.train.pretrain_flownet import (
     loss_summary,
     merged_config,
     open_prepared_builder,

@@ -1,15 +1,15 @@
 """Evaluates a trained lip generator on a split: tables, per-speaker breakdown and plots.
 
-    python -m lipjax.evaluate --checkpoint=runs/synthetic --split=test --workdir=runs/eval
-    python -m lipjax.evaluate --config=experiments/synthetic.py:long \\
+    python -m lipjax.cli.evaluate --checkpoint=runs/synthetic --split=test --workdir=runs/eval
+    python -m lipjax.cli.evaluate --config=experiments/synthetic.py:long \\
         --checkpoint=runs/long/best --split=test --workdir=runs/long_eval
 
 Without --config the run's own config.json (beside its checkpoints) is used, laid over
 today's defaults. Rows: the model, the static baseline (identity image repeated) and the
 ground truth; metrics: LMD, PSNR, SSIM, CPBD, and LSE-D / LSE-C / offset of the lip-sync
-expert (lipjax.sync_expert; the shipped one is trained on synthetic_lips/small). LMD uses
+expert (lipjax.eval.lip_sync; the shipped one is trained on synthetic_lips/small). LMD uses
 the lip-landmark regressor on synthetic_lips and, on the real corpora, dlib on the crops
-pasted back into their source frames (lipjax.real_lmd; --manual_dir, default the config's
+pasted back into their source frames (lipjax.eval.real_lmd; --manual_dir, default the config's
 manual_dir, names where the videos are; without one LMD is left out). WORKDIR receives:
 
   results.md          the table, the paper's Table 3 beside it, and the per-speaker table
@@ -31,18 +31,12 @@ from typing import Any
 import jax
 import ml_collections
 import numpy as np
-from absl import app, flags, logging
-from ml_collections import config_flags
+from absl import flags, logging
 
-from lipjax import (
-    checkpointing,
-    configs,
-    evaluation,
-    input_pipeline,
-    landmark_regressor,
-    train,
-    train_step,
-)
+from lipjax import checkpointing, configs
+from lipjax.data import pipeline
+from lipjax.eval import evaluation, landmark_regressor
+from lipjax.train import train_step, trainer
 
 METRICS = ("lmd", "opening_corr", "psnr", "ssim", "cpbd", "lse_d", "lse_c", "sync_offset")
 HEADERS = {
@@ -67,7 +61,7 @@ PAPER_FULL_MODEL = {
     "LRW": {"lmd": 1.92, "ssim": 0.53, "psnr": 28.65, "cpbd": 0.075},
 }
 CONFIG_FILE = "config.json"
-WINDOW = input_pipeline.WINDOW_FRAMES
+WINDOW = pipeline.WINDOW_FRAMES
 
 
 # ---------------------------------------------------------------- config and model
@@ -165,8 +159,8 @@ def run(
     for the paper's LMD with dlib on crops pasted back; without it LMD is left out.
     Returns {"rows": {row: {metric: mean}}, "num_clips": ..., "files": [...]}.
     """
-    workdir = train.prepare_workdir(str(workdir))
-    train.ensure_dataset(config)
+    workdir = trainer.prepare_workdir(str(workdir))
+    trainer.ensure_dataset(config)
     data_dir = config.data_dir or None
     networks, variables = load_generator(config, checkpoint, step)
     generate_fn = jax.jit(functools.partial(train_step.generate_videos, networks))
@@ -176,7 +170,7 @@ def run(
             variables["params"], variables["batch_stats"], batch["audio"], batch["identity"]
         )
 
-    batches = input_pipeline.create_eval_iterator(
+    batches = pipeline.create_eval_iterator(
         config.dataset,
         split,
         data_dir,
@@ -185,17 +179,17 @@ def run(
         num_data_devices=1,
         audio_lookahead=config.model.audio_lookahead_frames,
     )
-    source = input_pipeline.load_builder(config.dataset, data_dir).as_data_source(split=split)
+    source = pipeline.load_builder(config.dataset, data_dir).as_data_source(split=split)
     sync = sync_audio = None
     if sync_expert is not None:
-        from lipjax import sync_expert as sync_module
+        from lipjax.eval import lip_sync as sync_module
 
         sync = sync_module.SyncScorer(sync_expert or None)
         context = int(sync.offsets.max())
 
         @functools.lru_cache(maxsize=64)
         def utterance_audio(index: int) -> np.ndarray:
-            return input_pipeline.normalize_log_mel(np.asarray(source[index]["log_mel"]))[..., 0]
+            return pipeline.normalize_log_mel(np.asarray(source[index]["log_mel"]))[..., 0]
 
         def sync_audio(batch, valid):
             """Each window's audio with `context` frames either side, from its utterance."""
@@ -225,9 +219,7 @@ def run(
     if frame_lmd is not None:
         lmd_note += f" dlib: {frame_lmd.summary()}."
         logging.info("LMD (dlib on pasted crops): %s", frame_lmd.summary())
-    index = input_pipeline.window_index(
-        config.dataset, split, data_dir, cache_dir=workdir / "data_index"
-    )
+    index = pipeline.window_index(config.dataset, split, data_dir, cache_dir=workdir / "data_index")
     speakers = index.speaker_names
     info = {
         "checkpoint": str(pathlib.Path(checkpoint).absolute()),
@@ -238,7 +230,7 @@ def run(
         "lmd": lmd_note,
     }
     files = write_outputs(result, speakers, info, workdir)
-    files += train.write_samples(result, source, 0, workdir / "samples")
+    files += trainer.write_samples(result, source, 0, workdir / "samples")
     return {"rows": result.rows(), "num_clips": result.num_clips, "files": files}
 
 
@@ -249,7 +241,7 @@ LMD_NOTE_SYNTHETIC = (
 
 def _real_lmd(config: ml_collections.ConfigDict, source, manual_dir: str | None):
     """(the dlib LMD scorer or None, a sentence on LMD) for a real corpus."""
-    from lipjax import real_lmd
+    from lipjax.eval import real_lmd
 
     if manual_dir is None:
         manual_dir = config.get("manual_dir", "")
@@ -269,7 +261,8 @@ def _real_lmd(config: ml_collections.ConfigDict, source, manual_dir: str | None)
         return None, reason
     return scorer, (
         "LMD (paper Eq. 5, mean over the 20 mouth points): dlib on the crops pasted back "
-        f"into their source frames from {manual_dir}, in source-frame pixels (lipjax.real_lmd); "
+        f"into their source frames from {manual_dir}, in source-frame pixels "
+        "(lipjax.eval.real_lmd); "
         "the ground truth's is 0 by definition."
     )
 
@@ -497,51 +490,3 @@ def plot(result: evaluation.EvalResult, speaker_lines, workdir: pathlib.Path) ->
 # ---------------------------------------------------------------- command line
 
 FLAGS = flags.FLAGS
-
-
-def define_flags() -> None:
-    """The command line's flags (defined on demand: lipjax.main defines --config too)."""
-    config_flags.DEFINE_config_file(
-        "config", None, "An experiments/*.py file (default: the run's config.json).",
-        lock_config=True,
-    )  # fmt: skip
-    flags.DEFINE_string("checkpoint", None, "A run's workdir, its best/ or checkpoints/, a step.")
-    flags.DEFINE_integer("step", None, "Checkpoint step (default: the newest in the folder).")
-    flags.DEFINE_string("split", "test", "Split to evaluate.")
-    flags.DEFINE_string("workdir", None, "Where the tables and plots go.")
-    flags.DEFINE_string("sync_expert", "", "Sync expert directory; '' = shipped, 'none' = off.")
-    flags.DEFINE_bool("cpbd", True, "Compute CPBD (about 2 ms a frame).")
-    flags.DEFINE_integer("max_batches", 0, "Evaluate this many batches only (0 = all).")
-    flags.DEFINE_integer("num_samples", 4, "Clips written as samples.")
-    flags.DEFINE_string(
-        "manual_dir", None, "Real corpora: the videos the dataset was built from, for LMD "
-        "with dlib on crops pasted back (default: the config's manual_dir; '' = no LMD).",
-    )  # fmt: skip
-    flags.mark_flags_as_required(["checkpoint", "workdir"])
-
-
-def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-    if not FLAGS["verbosity"].present:
-        logging.set_verbosity(logging.WARNING)
-    config = FLAGS.config or config_from_json(find_run_config(FLAGS.checkpoint))
-    summary = run(
-        config,
-        FLAGS.checkpoint,
-        FLAGS.split,
-        FLAGS.workdir,
-        step=FLAGS.step,
-        sync_expert=None if FLAGS.sync_expert == "none" else FLAGS.sync_expert,
-        sharpness=FLAGS.cpbd,
-        max_batches=FLAGS.max_batches,
-        num_samples=FLAGS.num_samples,
-        manual_dir=FLAGS.manual_dir,
-    )
-    print(markdown_table(summary["rows"]))
-    print(f"{summary['num_clips']} clips; wrote {len(summary['files'])} files to {FLAGS.workdir}")
-
-
-if __name__ == "__main__":
-    define_flags()
-    app.run(main)

@@ -22,8 +22,11 @@ import tensorflow_datasets as tfds
 from absl import logging
 from tqdm import tqdm
 
-from lipjax import checkpointing, evaluation, input_pipeline, sharding, train_step, video_io
-from lipjax.audio import SAMPLE_RATE, SAMPLES_PER_VIDEO_FRAME
+from lipjax import checkpointing, sharding
+from lipjax.data import pipeline, video_io
+from lipjax.data.audio import SAMPLE_RATE, SAMPLES_PER_VIDEO_FRAME
+from lipjax.eval import evaluation
+from lipjax.train import train_step
 
 
 class _Stop:
@@ -55,7 +58,7 @@ def prepare_workdir(workdir: str) -> pathlib.Path:
 
 def ensure_dataset(config: ml_collections.ConfigDict) -> None:
     """Builds the synthetic corpus if it is missing (and allowed); else a clear error."""
-    builder = input_pipeline.load_builder(config.dataset, config.data_dir or None)
+    builder = pipeline.load_builder(config.dataset, config.data_dir or None)
     if builder.is_prepared():
         return
     synthetic = config.dataset.startswith("synthetic_lips")
@@ -69,14 +72,14 @@ def ensure_dataset(config: ml_collections.ConfigDict) -> None:
         return
     raise FileNotFoundError(
         f"dataset {config.dataset} is not built in {builder.data_dir}; build it with:\n  "
-        + input_pipeline.build_command(config.dataset, config.data_dir or None)
+        + pipeline.build_command(config.dataset, config.data_dir or None)
     )
 
 
 def _pretrained(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> tuple[Any, Any, Any]:
     """FlowNet params, perceptual-encoder variables (pretraining those two if needed) and
     the sync expert's variables (None where a network is not used)."""
-    from lipjax import pretrain_flownet, pretrain_perceptual
+    from lipjax.train import pretrain_flownet, pretrain_perceptual
 
     networks_need = train_step.build_networks(config)
     flownet_params = perceptual_variables = None
@@ -100,15 +103,15 @@ def _pretrained(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> tup
 
 def _load_sync_expert(config: ml_collections.ConfigDict, expected) -> Any:
     """The sync expert's variables for loss.sync_expert, checked against the module built."""
-    from lipjax import sync_expert
+    from lipjax.eval import lip_sync
 
     path = config.loss.get("sync_expert_path", "") or None
-    module, variables = sync_expert.load_expert(path)
-    if sync_expert.architecture_of(module) != sync_expert.architecture_of(expected):
+    module, variables = lip_sync.load_expert(path)
+    if lip_sync.architecture_of(module) != lip_sync.architecture_of(expected):
         raise ValueError(
             f"loss.sync_expert_path: the expert at {path or 'the shipped path'} has the "
-            f"architecture {sync_expert.architecture_of(module)}, lipjax's loss builds "
-            f"{sync_expert.architecture_of(expected)}"
+            f"architecture {lip_sync.architecture_of(module)}, lipjax's loss builds "
+            f"{lip_sync.architecture_of(expected)}"
         )
     return variables
 
@@ -203,7 +206,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     path = prepare_workdir(workdir)
     if config.stage in ("flownet", "perceptual"):
         ensure_dataset(config)
-        from lipjax import pretrain_flownet, pretrain_perceptual
+        from lipjax.train import pretrain_flownet, pretrain_perceptual
 
         stage = pretrain_flownet if config.stage == "flownet" else pretrain_perceptual
         return stage.run(config, str(path))
@@ -234,7 +237,7 @@ def _train_gan(
     state = jax.device_put(state, replicated)
 
     data_dir = config.data_dir or None
-    train_iterator = input_pipeline.create_train_iterator(
+    train_iterator = pipeline.create_train_iterator(
         config.dataset,
         "train",
         data_dir,
@@ -268,12 +271,12 @@ def _train_gan(
         out_shardings=replicated,
     )
     landmark_scorer = evaluation.LandmarkScorer()
-    eval_source = input_pipeline.load_builder(config.dataset, data_dir).as_data_source(
+    eval_source = pipeline.load_builder(config.dataset, data_dir).as_data_source(
         split=config.eval.split
     )
 
     def evaluate_params(params) -> evaluation.EvalResult:
-        batches = input_pipeline.create_eval_iterator(
+        batches = pipeline.create_eval_iterator(
             config.dataset,
             config.eval.split,
             data_dir,
@@ -283,7 +286,7 @@ def _train_gan(
         )
 
         def generate(batch):
-            arrays = input_pipeline.to_global_arrays(
+            arrays = pipeline.to_global_arrays(
                 {"audio": batch["audio"], "identity": batch["identity"]}, data_sharding
             )
             return generate_fn(params, state.batch_stats, arrays["audio"], arrays["identity"])
@@ -337,7 +340,7 @@ def _train_gan(
         window_start = time.perf_counter()
         while step < config.num_steps and not stop.requested:
             batch = next(train_iterator)
-            arrays = input_pipeline.to_global_arrays(
+            arrays = pipeline.to_global_arrays(
                 {k: batch[k] for k in ("audio", "identity", "video")}, data_sharding
             )
             state, metrics = step_fn(state, arrays)

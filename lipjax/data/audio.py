@@ -96,7 +96,7 @@ def check_waveform(waveform: Any, sample_rate: int, name: str = "waveform") -> n
     if sample_rate != SAMPLE_RATE:
         raise ValueError(
             f"{name}: sample rate {sample_rate} Hz, expected {SAMPLE_RATE} Hz; "
-            "convert it with lipjax.audio.to_model_rate(waveform, sample_rate)"
+            "convert it with lipjax.data.audio.to_model_rate(waveform, sample_rate)"
         )
     if array.ndim != 1:
         raise ValueError(f"{name}: expected a mono 1-D waveform, got shape {array.shape}")

@@ -1,0 +1,1 @@
+"""Command lines: thin absl programs over the library (`python -m lipjax.cli.NAME`)."""

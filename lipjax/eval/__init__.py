@@ -1,0 +1,1 @@
+"""Evaluation: metrics, scoring beside the baselines, reports, the paper's tables."""

@@ -1,0 +1,1 @@
+"""Inference: generate() and the weights it loads."""
