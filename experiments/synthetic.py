@@ -16,7 +16,8 @@ against the static baseline). `:long_l1` trains the paper's generator with two C
 pretraining, test LMD -28% (README, "What limits the CPU model"). lipjax's default weights
 (`lipjax/assets/default_weights`) come from it:
 
-    python -m lipjax.cli.export_weights --checkpoint=runs/long_l1/best --output=lipjax/assets/default_weights
+    python -m lipjax.cli.export_weights --checkpoint=runs/long_l1/best \
+        --output=lipjax/assets/default_weights
 
 `:smoke` is a seconds-long run on synthetic_lips/tiny for tests.
 """

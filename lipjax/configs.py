@@ -98,6 +98,14 @@ def base_config() -> ml_collections.ConfigDict:
     config.flownet.synthetic_eval_pairs = 256  # held-out generated pairs (exact flow)
     config.flownet.tvl1_eval_pairs = 64  # of those, also scored with TV-L1 for reference
     config.flownet.target_workers = 2  # processes computing TV-L1 targets
+    config.flownet.small_motion_share = 0.4  # generated pairs moving <= 2 px, like lip crops
+    # Stage A draws batches from a pool of generated pairs, renewing a few per step
+    # (rendering every pair anew cost more than a training step on 2 CPU cores).
+    config.flownet.synthetic_pool_size = 512
+    config.flownet.synthetic_refresh_per_step = 4
+    config.flownet.finetune_synthetic_share = 0.25  # generated pairs in each fine-tuning batch
+    config.flownet.log_every = 50  # steps between logged losses
+    config.flownet.checkpoint_every = 250  # steps between resumable checkpoints
 
     config.perceptual = ml_collections.ConfigDict()
     config.perceptual.width = 1.0  # autoencoder channel multiplier
@@ -108,6 +116,9 @@ def base_config() -> ml_collections.ConfigDict:
     config.perceptual.learning_rate = 1e-3
     config.perceptual.upsample = "subpixel"  # decoder only; it is discarded after training
     config.perceptual.validation_frames = 256  # reconstruction PSNR is reported on these
+    config.perceptual.frames_per_utterance = 16  # training frames kept from each utterance
+    config.perceptual.log_every = 50  # steps between logged losses
+    config.perceptual.checkpoint_every = 200  # steps between resumable checkpoints
 
     config.eval = ml_collections.ConfigDict()
     config.eval.split = "validation"  # periodic evaluation split

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from lipjax import configs
 from lipjax.data import flow_data
 from lipjax.data.flow_data import FLOW_SCALE
 from lipjax.train import pretrain_flownet, pretrain_perceptual
@@ -124,7 +125,7 @@ def test_tvl1_agrees_with_the_exact_flow_and_workers_agree():
 
 
 def _flownet_config(data_dir: str) -> ml_collections.ConfigDict:
-    config = pretrain_flownet.default_config()
+    config = configs.cpu_sized(configs.base_config())
     config.dataset = "synthetic_lips/tiny"
     config.data_dir = data_dir
     config.flownet.update(
@@ -269,7 +270,7 @@ def test_training_resumes_after_a_kill(tmp_path):
 @pytest.fixture(scope="module")
 def perceptual_run(tiny_corpus, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("perceptual")
-    config = pretrain_perceptual.default_config()
+    config = configs.cpu_sized(configs.base_config())
     config.dataset = "synthetic_lips/tiny"
     config.data_dir = tiny_corpus
     config.perceptual.update(

@@ -30,13 +30,12 @@ Files written in the workdir:
 The helpers for datasets, checkpoints and the resumable training loop are shared with
 `lipjax.train.pretrain_perceptual`.
 
-    python -m lipjax.train.pretrain_flownet --workdir /tmp/flownet --data_dir /tmp/tfds_small
+    python -m lipjax.main --config=experiments/synthetic.py --config.stage=flownet \
+        --workdir=/tmp/flownet
 """
 
 from __future__ import annotations
 
-import argparse
-import ast
 import concurrent.futures
 import dataclasses
 import json
@@ -80,64 +79,7 @@ _STREAM_FINETUNE_TRAIN = 3
 _STREAM_LIP_PAIRS = 4
 
 
-def default_config() -> ml_collections.ConfigDict:
-    """Defaults sized for a 2-core CPU (about 6 minutes for both stages on `small`)."""
-    config = ml_collections.ConfigDict()
-    config.dataset = "synthetic_lips/small"
-    config.data_dir = None
-    config.seed = 0
-    config.flownet = ml_collections.ConfigDict(
-        {
-            "width": 0.25,  # channel multiplier of FlowNetS (1.0 = the paper's network)
-            "synthetic_steps": 1000,
-            "finetune_steps": 400,
-            "batch_size": 16,
-            # Stage A (from scratch, generated pairs). Measured on 2 CPU cores: after 300 steps
-            # at 1e-4 the held-out EPE was still above zero flow's; at 1e-3 it fell to 0.72x
-            # zero flow's in 800 steps.
-            "synthetic_learning_rate": 1e-3,
-            # Stage B (fine-tuning on lip crops), as the paper's FlowNet updates.
-            "learning_rate": 1e-4,
-            "weight_decay": 4e-4,  # coupled L2, as PyTorch's Adam
-            # He init makes FlowNetS's first flows about 4x larger than typical targets; the
-            # predict_flow kernels start scaled by this (1.0: plain He init).
-            "output_init_scale": 0.1,
-            "small_motion_share": 0.4,  # generated pairs moving <= 2 px, like lip crops
-            # Stage A draws batches from a pool of generated pairs, renewing a few per step
-            # (rendering every pair anew cost more than a training step on 2 CPU cores).
-            "synthetic_pool_size": 512,
-            "synthetic_refresh_per_step": 4,
-            "finetune_pairs": 2000,  # training lip pairs given TV-L1 targets
-            "finetune_synthetic_share": 0.25,  # generated pairs in each fine-tuning batch
-            "validation_pairs": 256,  # held-out lip pairs (validation split) for the report
-            "synthetic_eval_pairs": 256,  # held-out generated pairs for the report
-            "tvl1_eval_pairs": 64,  # of those, how many TV-L1 is scored on as a reference
-            "target_workers": 2,  # processes computing TV-L1 targets
-            "log_every": 50,
-            "checkpoint_every": 250,
-        }
-    )
-    return config
-
-
 # ------------------------------------------------------------------- shared helpers
-
-
-def merged_config(
-    config: ml_collections.ConfigDict, defaults: ml_collections.ConfigDict, section: str
-) -> ml_collections.ConfigDict:
-    """`defaults` overridden by the top-level `dataset`, `data_dir`, `seed` and the `section`
-    fields present in `config` (an experiment config may hold more sections, or fewer
-    fields)."""
-    merged = ml_collections.ConfigDict(defaults.to_dict())
-    with merged.unlocked():
-        for key in ("dataset", "data_dir", "seed"):
-            if key in config:
-                merged[key] = config[key]
-        if section in config:
-            for key, value in config[section].items():
-                merged[section][key] = value
-    return merged
 
 
 def open_prepared_builder(name: str, data_dir: str | None):
@@ -612,7 +554,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict:
     """Pretrain FlowNetS (stage A on generated pairs, stage B on lip crops) and return the
     report; see the module docstring for the files. Returns the saved report at once when
     `workdir` already holds the final checkpoint and report."""
-    settings = merged_config(config, default_config(), "flownet")
+    settings = config
     options = settings.flownet
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -681,60 +623,3 @@ def run(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict:
     save_json(report_path, report)
     shutil.rmtree(workdir / PROGRESS_DIR, ignore_errors=True)
     return report
-
-
-# ------------------------------------------------------------------------------ CLI
-
-
-def apply_overrides(config: ml_collections.ConfigDict, overrides: list[str]) -> None:
-    """Apply "a.b=value" strings (values parsed as Python literals, else kept as strings)."""
-    for override in overrides:
-        dotted, _, text = override.partition("=")
-        try:
-            value = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            value = text
-        *parents, leaf = dotted.split(".")
-        node = config
-        for parent in parents:
-            node = node[parent]
-        node[leaf] = value
-
-
-def stage_cli(
-    argv: list[str] | None, description: str, default: Any, run_stage: Any, example: str
-) -> dict:
-    """Command line shared by the pretraining stages: --workdir, --dataset, --data_dir and
-    --set KEY=VALUE overrides of `default()`; prints and returns the report. (The usual
-    entry point is `python -m lipjax.main` with `config.stage`.)"""
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--workdir", required=True)
-    parser.add_argument("--dataset", default=None, help='e.g. "synthetic_lips/small"')
-    parser.add_argument("--data_dir", default=None)
-    parser.add_argument(
-        "--set",
-        nargs="*",
-        default=[],
-        metavar="KEY=VALUE",
-        help=f"config overrides, e.g. {example}",
-    )
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    config = default()
-    if args.dataset:
-        config.dataset = args.dataset
-    if args.data_dir:
-        config.data_dir = args.data_dir
-    apply_overrides(config, args.set)
-    report = run_stage(config, args.workdir)
-    printable = {key: value for key, value in report.items() if key not in ("config", "loss_log")}
-    print(json.dumps(printable, indent=2))
-    return report
-
-
-def main(argv: list[str] | None = None) -> None:
-    stage_cli(argv, __doc__.split("\n\n")[0], default_config, run, "flownet.width=0.5")
-
-
-if __name__ == "__main__":
-    main()

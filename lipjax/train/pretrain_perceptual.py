@@ -11,7 +11,8 @@ autoencoder, with width, residual blocks and up-sampling mode as metadata),
 `perceptual_progress/` holds a resumable checkpoint every `perceptual.checkpoint_every` steps
 while training (removed at the end).
 
-    python -m lipjax.train.pretrain_perceptual --workdir /tmp/perceptual --data_dir /tmp/tfds_small
+    python -m lipjax.main --config=experiments/synthetic.py --config.stage=perceptual \
+        --workdir=/tmp/perceptual
 """
 
 from __future__ import annotations
@@ -34,12 +35,10 @@ import optax
 from lipjax.models.perceptual import PerceptualAutoencoder, PerceptualEncoder
 from lipjax.train.pretrain_flownet import (
     loss_summary,
-    merged_config,
     open_prepared_builder,
     restore_checkpoint,
     save_checkpoint,
     save_json,
-    stage_cli,
     train_resumable,
     uint8_to_unit,
 )
@@ -53,31 +52,6 @@ FRAME_SIZE = 64
 
 _STREAM_TRAIN_BATCHES = 1
 _STREAM_FRAMES = 2
-
-
-def default_config() -> ml_collections.ConfigDict:
-    """Defaults sized for a 2-core CPU (2-3 minutes on `small`)."""
-    config = ml_collections.ConfigDict()
-    config.dataset = "synthetic_lips/small"
-    config.data_dir = None
-    config.seed = 0
-    config.perceptual = ml_collections.ConfigDict(
-        {
-            "width": 0.25,  # channel multiplier (1.0: 64-128-256 channels, the paper's)
-            "num_residual_blocks": 6,
-            # The decoder is discarded after training; sub-pixel up-sampling trains about 2x
-            # faster than transposed convolutions on XLA's CPU backend (MEASURED.md).
-            "upsample": "subpixel",
-            "steps": 400,
-            "batch_size": 16,  # 330 ms a step on 2 cores (batch 32: 930 ms)
-            "learning_rate": 1e-3,
-            "frames_per_utterance": 16,  # training frames kept from each utterance
-            "validation_frames": 256,
-            "log_every": 50,
-            "checkpoint_every": 200,
-        }
-    )
-    return config
 
 
 def sample_frames(source, num_frames: int, rng: np.random.Generator) -> np.ndarray:
@@ -169,7 +143,7 @@ def load_perceptual_encoder(path: str | os.PathLike) -> tuple[PerceptualEncoder,
 def run(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict:
     """Train the perceptual autoencoder and return the report (validation PSNR); returns the
     saved report at once when `workdir` already holds the checkpoint and report."""
-    settings = merged_config(config, default_config(), "perceptual")
+    settings = config
     options = settings.perceptual
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -260,11 +234,3 @@ def run(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict:
     save_json(report_path, report)
     shutil.rmtree(workdir / PROGRESS_DIR, ignore_errors=True)
     return report
-
-
-def main(argv: list[str] | None = None) -> None:
-    stage_cli(argv, __doc__.split("\n\n")[0], default_config, run, "perceptual.width=0.5")
-
-
-if __name__ == "__main__":
-    main()
