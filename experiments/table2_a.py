@@ -9,4 +9,6 @@ from lipjax import configs
 
 
 def get_config(variant: str = ""):
-    return configs.table_2_config("a", variant)
+    config = configs.table_config(variant)
+    config.loss.adversarial = 0.0  # no discriminator: l_pix + l_perc + l_corr
+    return config

@@ -9,4 +9,6 @@ from lipjax import configs
 
 
 def get_config(variant: str = ""):
-    return configs.table_2_config("b", variant)
+    config = configs.table_config(variant)
+    config.loss.pixel = 0.0  # no l_pix
+    return config

@@ -9,4 +9,6 @@ from lipjax import configs
 
 
 def get_config(variant: str = ""):
-    return configs.table_2_config("d", variant)
+    config = configs.table_config(variant)
+    config.loss.correlation = 0.0  # no l_corr (no correlation nets)
+    return config

@@ -9,4 +9,6 @@ from lipjax import configs
 
 
 def get_config(variant: str = ""):
-    return configs.table_2_config("e", variant)
+    config = configs.table_config(variant)
+    # nothing: the full model (every loss, three-stream discriminator)
+    return config

@@ -9,4 +9,6 @@ from lipjax import configs
 
 
 def get_config(variant: str = ""):
-    return configs.table_2_config("f", variant)
+    config = configs.table_config(variant)
+    config.loss.correlation_mode = "non_derivative"  # correlate the raw features
+    return config

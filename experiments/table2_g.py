@@ -9,4 +9,6 @@ from lipjax import configs
 
 
 def get_config(variant: str = ""):
-    return configs.table_2_config("g", variant)
+    config = configs.table_config(variant)
+    config.loss.discriminator = "two"  # two-stream discriminator (no flow stream)
+    return config

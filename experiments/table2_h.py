@@ -9,4 +9,7 @@ from lipjax import configs
 
 
 def get_config(variant: str = ""):
-    return configs.table_2_config("h", variant)
+    config = configs.table_config(variant)
+    config.loss.discriminator = "two"  # two-stream discriminator
+    config.loss.correlation = 0.0  # and no l_corr
+    return config

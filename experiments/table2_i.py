@@ -9,4 +9,6 @@ from lipjax import configs
 
 
 def get_config(variant: str = ""):
-    return configs.table_2_config("i", variant)
+    config = configs.table_config(variant)
+    config.loss.discriminator = "frame_diff"  # three streams, frame differences for flow
+    return config

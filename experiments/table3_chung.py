@@ -10,4 +10,11 @@ from lipjax import configs
 
 
 def get_config(variant: str = ""):
-    return configs.table_3_config("chung", variant)
+    config = configs.table_config(variant)
+    config.model.architecture = "chung"
+    # The L1 reconstruction loss only.
+    config.loss.pixel = 1.0
+    config.loss.perceptual = 0.0
+    config.loss.adversarial = 0.0
+    config.loss.correlation = 0.0
+    return config

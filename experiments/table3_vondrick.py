@@ -11,4 +11,17 @@ from lipjax import configs
 
 
 def get_config(variant: str = ""):
-    return configs.table_3_config("vondrick", variant)
+    config = configs.table_config(variant)
+    config.model.architecture = "vondrick"
+    # Their GAN objective, -log D(real) - log(1 - D(fake)) for D (fake weight 1, no
+    # mismatched-audio term) and -log D(fake) for G, plus the mask sparsity prior
+    # (loss.mask_sparsity); no reconstruction term. The discriminator is our two-stream one:
+    # Vondrick's 3D-conv video discriminator conditioned on the audio.
+    config.loss.pixel = 0.0
+    config.loss.perceptual = 0.0
+    config.loss.correlation = 0.0
+    config.loss.adversarial = 1.0
+    config.loss.discriminator = "two"
+    config.loss.fake_weight = 1.0
+    config.loss.mismatch_weight = 0.0
+    return config

@@ -157,65 +157,11 @@ def cpu_sized(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     return config
 
 
-# Loss switches of each column of Table 2 (the paper's ablations on GRID).
-TABLE_2 = {
-    "a": {"adversarial": 0.0},
-    "b": {"pixel": 0.0},
-    "c": {"perceptual": 0.0},
-    "d": {"correlation": 0.0},
-    "e": {},
-    "f": {"correlation_mode": "non_derivative"},
-    "g": {"discriminator": "two"},
-    "h": {"discriminator": "two", "correlation": 0.0},
-    "i": {"discriminator": "frame_diff"},
-}
-
-
-def table_2_config(column: str, variant: str = "") -> ml_collections.ConfigDict:
-    """Column (a)..(i) of Table 2. Variants: "" (GRID, paper sizes), "synthetic" (the
-    CPU-sized default run's settings on synthetic_lips/small), "smoke" (a few steps on
+def table_config(variant: str = "") -> ml_collections.ConfigDict:
+    """What every experiment of the paper's Tables 2 and 3 starts from (each
+    `experiments/table*.py` then sets what its column changes). Variants: "" (GRID, paper
+    sizes), "synthetic" (CPU-sized on synthetic_lips/small), "smoke" (a few steps on
     synthetic_lips/tiny)."""
-    if column not in TABLE_2:
-        raise ValueError(f"column: expected one of {sorted(TABLE_2)}, got {column!r}")
-    config = _table_variant(variant)
-    config.loss.update(TABLE_2[column])
-    return config
-
-
-# The baselines of Table 3: model.architecture and the loss switches of each.
-TABLE_3 = {
-    # Chung et al. 2017: the L1 reconstruction loss only.
-    "chung": {"pixel": 1.0, "perceptual": 0.0, "adversarial": 0.0, "correlation": 0.0},
-    # Vondrick et al. 2016: their GAN objective, -log D(real) - log(1 - D(fake)) for D
-    # (fake weight 1, no mismatched-audio term) and -log D(fake) for G, plus the mask
-    # sparsity prior (loss.mask_sparsity); no reconstruction term. The discriminator is our
-    # two-stream one ("two"): Vondrick's 3D-conv video discriminator conditioned on the audio.
-    "vondrick": {
-        "pixel": 0.0,
-        "perceptual": 0.0,
-        "correlation": 0.0,
-        "adversarial": 1.0,
-        "discriminator": "two",
-        "fake_weight": 1.0,
-        "mismatch_weight": 0.0,
-    },
-}
-
-
-def table_3_config(baseline: str, variant: str = "") -> ml_collections.ConfigDict:
-    """A baseline of Table 3 ("chung" or "vondrick"), trained, evaluated and used by
-    generate() through the same code as our model. Variants as `table_2_config`. The
-    optimiser and schedule are ours (Adam 2e-4, betas 0.5/0.999, as Vondrick et al.'s)."""
-    if baseline not in TABLE_3:
-        raise ValueError(f"baseline: expected one of {sorted(TABLE_3)}, got {baseline!r}")
-    config = _table_variant(variant)
-    config.model.architecture = baseline
-    config.loss.update(TABLE_3[baseline])
-    return config
-
-
-def _table_variant(variant: str) -> ml_collections.ConfigDict:
-    """The common settings of the Table 2 and Table 3 configs for `variant`."""
     if variant == "":
         config = base_config()
         config.dataset = "grid"

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lipjax import configs
+from lipjax.eval import reproduce
 from lipjax.inference import generate as generate_module
 from lipjax.inference.weights import Weights, load_weights, save_weights
 from lipjax.models import ChungGenerator, VondrickGenerator, build_generator
@@ -64,7 +64,7 @@ def test_experiment_files_select_the_baseline(baseline):
 
 
 def test_bad_architecture_and_correlation_are_named():
-    config = configs.table_3_config("chung", "smoke")
+    config = reproduce.load_experiment("table3_chung", "smoke")
     config.loss.correlation = 1.0
     with pytest.raises(ValueError, match=r"loss\.correlation"):
         train_step.build_networks(config)
@@ -157,7 +157,7 @@ def test_chung_audio_windows_are_centred_on_each_frame():
 
 @pytest.mark.parametrize("baseline", BASELINES)
 def test_training_step_updates_every_network(baseline):
-    config = configs.table_3_config(baseline, "smoke")
+    config = reproduce.load_experiment(f"table3_{baseline}", "smoke")
     networks = train_step.build_networks(config)
     state = train_step.init_state(networks, config, jax.random.key(0))
     before = jax.tree.map(np.asarray, state.params)

@@ -35,7 +35,7 @@ from absl import logging
 
 from lipjax.eval.report import HEADERS  # the metric column names of every lipjax table
 
-EXPERIMENTS_DIR = pathlib.Path(__file__).resolve().parents[1] / "experiments"
+EXPERIMENTS_DIR = pathlib.Path(__file__).resolve().parents[2] / "experiments"
 RECORDS_DIR = EXPERIMENTS_DIR / "results"  # committed: one JSON record per finished experiment
 TABLE_2 = tuple(f"table2_{column}" for column in "abcdefghi")
 TABLE_3 = ("table3_chung", "table3_vondrick")
