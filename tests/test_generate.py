@@ -94,7 +94,7 @@ def test_hann_windows_at_half_overlap_sum_to_one():
 
 def test_window_starts_cover_every_frame():
     for frames in (1, 15, 16, 17, 24, 25, 100, 133):
-        starts = generate_module.window_starts(frames, 8)
+        starts = generate_module.covering_window_starts(frames, 8)
         assert starts[0] == 0 and starts[-1] + 16 >= frames
         assert len(starts) == 1 or starts[-2] + 16 < frames
 

@@ -137,8 +137,10 @@ class WindowIndex:
         return {speaker_id(name): name for name in self.speakers}
 
 
-def window_starts(num_frames: int, window: int = WINDOW_FRAMES, hop: int = HOP_FRAMES):
-    """First frames of the windows of an utterance of `num_frames` frames: 0, hop, ..."""
+def inner_window_starts(num_frames: int, window: int = WINDOW_FRAMES, hop: int = HOP_FRAMES):
+    """First frames of the windows that lie wholly inside an utterance of `num_frames`
+    frames: 0, hop, ... (training and evaluation windows; compare
+    `lipjax.inference.generate.covering_window_starts`)."""
     return np.arange(0, num_frames - window + 1, hop, dtype=np.int64)
 
 
@@ -298,7 +300,7 @@ def _open_shard(
     path = _cache_path(cache_dir, builder, split, process) if cache_dir is not None else None
     num_frames, speakers = _load_or_build_lengths(source, path)
 
-    starts_per_utterance = [window_starts(int(n), window, hop) for n in num_frames]
+    starts_per_utterance = [inner_window_starts(int(n), window, hop) for n in num_frames]
     utterance_row = np.concatenate(
         [np.full(len(s), u, np.int64) for u, s in enumerate(starts_per_utterance)] + [[]]
     ).astype(np.int64)

@@ -179,7 +179,7 @@ def blend_weights(window: int = WINDOW_FRAMES) -> np.ndarray:
     return (0.5 - 0.5 * np.cos(2 * np.pi * (t + 0.5) / window)).astype(np.float32)
 
 
-def window_starts(num_frames: int, hop: int, window: int = WINDOW_FRAMES) -> np.ndarray:
+def covering_window_starts(num_frames: int, hop: int, window: int = WINDOW_FRAMES) -> np.ndarray:
     """First frames of the windows that cover `num_frames` frames (the last may overhang)."""
     count = 1 if num_frames <= window else math.ceil((num_frames - window) / hop) + 1
     return np.arange(count) * hop
@@ -258,7 +258,7 @@ class LipGenerator:
     def windows(self, waveform: np.ndarray) -> tuple[int, np.ndarray, jax.Array]:
         """Frame count T, window starts and the log-mel windows of a 44.1 kHz waveform."""
         num_frames = audio_lib.num_video_frames(len(waveform))
-        starts = window_starts(num_frames, self.hop)
+        starts = covering_window_starts(num_frames, self.hop)
         padded_frames = int(starts[-1]) + WINDOW_FRAMES + self.audio_lookahead
         padded = audio_lib.pad_to_video_frames(waveform, padded_frames)
         audio_starts = tuple((starts + self.audio_lookahead).tolist())
