@@ -9,7 +9,7 @@ import ml_collections
 
 
 def base_config() -> ml_collections.ConfigDict:
-    """The paper's settings (SPEC), at the paper's model sizes, on synthetic_lips/small."""
+    """The paper's settings (docs/design.md) at the paper's model sizes, on synthetic_lips/small."""
     config = ml_collections.ConfigDict()
     config.stage = "gan"  # "gan" (the lip generator), "flownet" or "perceptual" (pretraining)
     config.dataset = "synthetic_lips/small"  # TFDS "name/config"
