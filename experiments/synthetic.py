@@ -10,11 +10,11 @@ autoencoder, then trains the full model (all four losses, three-stream discrimin
 a demonstration of the whole pipeline in about 20 minutes on 2 CPU cores. Learning lip
 motion takes thousands of steps: `:long` is that schedule with the paper's losses (2,000
 steps, about 2 s each on 2 CPU cores: run it in the background, it resumes where it
-stopped; the best checkpoint by validation LMD is kept in WORKDIR/best; test LMD -19%
-against the static baseline). `:long_l1` trains the paper's generator with two CPU options
-(U-Net identity skips, a dense audio fusion) on the L1 loss alone: 1,500 steps of 1.2 s, no
-pretraining, test LMD -28% (README, "What limits the CPU model"). lipjax's default weights
-(`lipjax/assets/default_weights`) come from it:
+stopped; the best checkpoint by validation LMD is kept in WORKDIR/best). `:long_l1` trains
+the paper's generator with two CPU options (U-Net identity skips, a dense audio fusion) on
+the L1 loss alone: 1,500 steps, no pretraining, the better of the two long schedules
+on unseen speakers. Their measured times and test LMDs are in experiments/RESULTS.md ("CPU-size
+trials"). lipjax's default weights (`lipjax/assets/default_weights`) come from `:long_l1`:
 
     python -m lipjax.cli.export_weights --checkpoint=runs/long_l1/best \
         --output=lipjax/assets/default_weights
@@ -49,17 +49,19 @@ def get_config(variant: str = ""):
     if variant == "smoke":
         configs.smoke(config)
     elif variant == "long":
-        # Validation LMD stops improving near step 1,000 at a constant learning rate while
-        # the discriminator wins (README, "CPU-sized"): from there the learning rates fall
-        # to zero and an average of the generator's weights is what is scored and exported.
+        # Validation LMD stops improving near step 1,000 at a constant learning rate while the
+        # discriminator wins (experiments/RESULTS.md, "CPU-sized models"): from there the
+        # learning rates fall to zero and an average of the generator's weights is what is
+        # scored and exported.
         _long_schedule(config, num_steps=2_000)
     elif variant == "long_l1":
-        # The schedule that beats the static baseline by 25% on unseen speakers (README,
-        # "What limits the CPU model"): the paper's generator with two CPU options, U-Net
-        # skips from the identity encoder and a dense audio fusion, trained on the L1
-        # reconstruction loss alone. At CPU size the adversarial term keeps the lips from
-        # learning (the discriminator wins and the pixel loss rises); without it and the
-        # perceptual and correlation terms no pretraining is needed and a step is 2x faster.
+        # The schedule that beats the static baseline by 25% on unseen speakers
+        # (experiments/RESULTS.md, ":long_l1, the default weights' run"): the paper's generator
+        # with two CPU options, U-Net skips from the identity encoder and a dense audio fusion,
+        # trained on the L1 reconstruction loss alone. At CPU size the adversarial term keeps
+        # the lips from learning (the discriminator wins and the pixel loss rises); without it
+        # and the perceptual and correlation terms no pretraining is needed and a step is 2x
+        # faster.
         _long_schedule(config, num_steps=1_500)
         config.model.identity_unet_skips = True
         config.model.audio_fusion = "dense"
