@@ -6,7 +6,8 @@ without temporal smoothing of the box.
 A still face (scikit-image's `astronaut` in a 640 x 480 frame) with fresh sensor noise in
 every frame, encoded as H.264: any motion of the crop is jitter. dlib finds the landmarks
 (detection on every frame as the authors did, or every k frames with tracking between);
-the box is the SPEC crop box, smoothed by a moving average of `window` frames or not.
+the box is the crop box (docs/design.md, "Lip crops"), smoothed by a moving average of
+`window` frames or not.
 Prints the mean and largest frame-to-frame centre motion, in frame pixels and as a share
 of the crop's side (2r), and the same for the mouth landmarks in crop pixels.
 """

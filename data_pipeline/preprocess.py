@@ -7,12 +7,12 @@ a message naming the file: corrupt or empty files, a missing audio track, anothe
 rate, audio and video of different lengths, frames without a face, a bad landmark file.
 The builders count and list those in a build report (`BuildReport`), never crop a guess.
 
-Decoding uses PyAV (FFmpeg). Each frame is read both as RGB (for the crop) and as its
-luma plane (for dlib), so no colour conversion runs in Python. The crop is the SPEC rule
-of `lipjax.data.crop`, computed on a region around the mouth rather than the whole frame
-(the same pixels, several times faster on 640 x 480 video). Each crop's box is stored
-with it (`crop_box`, with the video's path as `source_video`), so that evaluation can
-paste generated crops back into their frames (`lipjax.eval.real_lmd`).
+Decoding uses PyAV (FFmpeg). Each frame is read both as RGB (for the crop) and as its luma
+plane (for dlib), so no colour conversion runs in Python. The crop is the rule
+(docs/design.md, "Lip crops") of `lipjax.data.crop`, computed on a region around the mouth
+rather than the whole frame (the same pixels, several times faster on 640 x 480 video).
+Each crop's box is stored with it (`crop_box`, with the video's path as `source_video`), so
+that evaluation can paste generated crops back into their frames (`lipjax.eval.real_lmd`).
 """
 
 from __future__ import annotations

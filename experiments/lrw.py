@@ -7,7 +7,7 @@ from news broadcasts.
 The corpus is a manual download: build it first with the TFDS builder `lrw` of
 `data_pipeline` (see README). Batch 24, Adam 2e-4 (0.5, 0.999), weight decay 4e-4,
 FlowNet pretrained on generated shapes then lip crops, perceptual autoencoder pretrained
-on the training crops (SPEC). `:smoke` runs the same code path for a few steps with tiny
+on the training crops (docs/design.md). `:smoke` runs the same code path for a few steps with tiny
 models on synthetic_lips/tiny.
 """
 

@@ -9,17 +9,17 @@
 The default is the README's quick start: in about 20 minutes on 2 CPU cores (corpus build
 included) it trains a generator whose lips visibly open and close with the speech: the
 paper's generator with two CPU options (U-Net identity skips, a dense audio fusion) on the
-L1 loss alone, 600 steps, no pretraining. `:long_l1` is the same recipe for 1,500 steps
-(about 34 minutes; test LMD -28% against the static baseline on unseen speakers); lipjax's
-default weights (`lipjax/assets/default_weights`) come from it:
+L1 loss alone, 600 steps, no pretraining. `:long_l1` is the same recipe for 1,500 steps;
+lipjax's default weights (`lipjax/assets/default_weights`) come from it:
 
     python -m lipjax.cli.export_weights --checkpoint=runs/long_l1/best \
         --output=lipjax/assets/default_weights
 
 `:paper_losses` runs the paper's whole pipeline at CPU size (FlowNet and perceptual
 pretraining, four losses, three-stream discriminator) for 100 steps, a demonstration;
-`:long` is that for 2,000 steps (test LMD -19%; experiments/RESULTS.md has why the paper's
-losses learn less lip motion at CPU size).
+`:long` is that for 2,000 steps. Measured times and test LMDs of every variant, and why
+the paper's losses learn less lip motion at CPU size, are in experiments/RESULTS.md
+("CPU-size trials").
 `:smoke` is a seconds-long run on synthetic_lips/tiny for tests.
 """
 
@@ -40,7 +40,7 @@ def _l1_recipe(config):
     """The paper's generator with two CPU options, U-Net skips from the identity encoder and
     a dense audio fusion, trained on the L1 reconstruction loss alone. At CPU size the
     adversarial term keeps the lips from learning (the discriminator wins and the pixel loss
-    rises; experiments/RESULTS.md); without it and the perceptual and correlation terms no
+    rises; experiments/RESULTS.md, ":long_l1, the default weights' run"); without it and the perceptual and correlation terms no
     pretraining is needed and a step is 2x faster."""
     config.model.identity_unet_skips = True
     config.model.audio_fusion = "dense"
@@ -73,15 +73,15 @@ def get_config(variant: str = ""):
         config.log_every_steps = 5
     elif variant == "long":
         # The paper's losses for 2,000 steps: validation LMD stops improving near step 1,000
-        # at a constant learning rate while the discriminator wins; from there the learning
-        # rates fall to zero and an average of the generator's weights is scored.
+        # at a constant learning rate while the discriminator wins (experiments/RESULTS.md,
+        # "CPU-sized models"); from there the learning rates fall to zero and an average of
+        # the generator's weights is scored.
         _decaying_schedule(config, num_steps=2_000, decay_start_step=1_000, ema_decay=0.998)
         config.eval.every_steps = 250
         config.checkpoint_every_steps = 100
         config.log_every_steps = 25
     elif variant == "long_l1":
-        # The default weights' run: the quick start's recipe for 1,500 steps (test LMD -28%
-        # against the static baseline on unseen speakers).
+        # The default weights' run: the quick start's recipe for 1,500 steps.
         _l1_recipe(config)
         _decaying_schedule(config, num_steps=1_500, decay_start_step=1_000, ema_decay=0.998)
         config.eval.every_steps = 250

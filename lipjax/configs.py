@@ -9,7 +9,7 @@ import ml_collections
 
 
 def base_config() -> ml_collections.ConfigDict:
-    """The paper's settings (SPEC), at the paper's model sizes, on synthetic_lips/small."""
+    """The paper's settings (docs/design.md) at the paper's model sizes, on synthetic_lips/small."""
     config = ml_collections.ConfigDict()
     config.stage = "gan"  # "gan" (the lip generator), "flownet" or "perceptual" (pretraining)
     config.dataset = "synthetic_lips/small"  # TFDS "name/config"
@@ -133,16 +133,17 @@ def base_config() -> ml_collections.ConfigDict:
 
 
 def cpu_sized(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-    """Shrinks a config to models a 2-core CPU trains (documented in the README)."""
+    """Shrinks a config to models a 2-core CPU trains (why each choice:
+    experiments/RESULTS.md, "CPU-sized models")."""
     config.batch_size = 8
     config.model.width = 0.125
     config.model.generator_residual_blocks = 2
     config.model.upsample = "subpixel"  # about 2x faster than transposed on XLA's CPU
     config.model.conv3d_impl = "taps"
     config.model.output_kernel = 3  # k7 at 64x64 would be 60% of the generator's FLOPs
-    config.model.identity_skip = True  # see README: learning at CPU size needs it
+    config.model.identity_skip = True  # learning at CPU size needs it (experiments/RESULTS.md)
     # The paper's loss weights stay: lambda_3 = 0.1 instead of 1 gave cleaner frames but less
-    # lip motion (test split LMD -10.5% against -18.8% with 1; see README, "CPU-sized").
+    # lip motion (experiments/RESULTS.md, "CPU-sized models").
     # The pretrained FlowNet stays fixed: training it through the GAN stage doubles the step
     # time on CPU (weight gradients of 4 flow passes over B x 15 frame pairs).
     config.optim.train_flownet = False

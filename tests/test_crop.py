@@ -1,4 +1,4 @@
-"""The SPEC lip-crop rule."""
+"""The lip-crop rule (docs/design.md, "Lip crops")."""
 
 import numpy as np
 import pytest

@@ -91,8 +91,9 @@ class Grid(real_corpus.RealCorpusBuilder):
     DESCRIPTION = """
 GRID audiovisual sentence corpus (Cooke, Barker, Cunningham and Shao 2006): 34 speakers
 (33 with video; s21 has none) x 1000 sentences such as "bin blue at f two now", 3 s each,
-25 fps. Lip crops of 64 x 64 by the SPEC rule from dlib's 68 landmarks (detection every
-k frames, tracking between, the crop box smoothed over time); audio at 44.1 kHz mono with
+25 fps. Lip crops of 64 x 64 by lipjax's crop rule (docs/design.md, "Lip crops") from
+dlib's 68 landmarks (detection every k frames, tracking between, the crop box smoothed
+over time); audio at 44.1 kHz mono with
 4 log-mel frames per video frame; words from the .align files. Splits as Table 1 of Chen
 et al. (ECCV 2018): test = unseen speakers saying unseen sentences; validation = seen
 speakers, unseen sentences. Examples are keyed by (speaker, utterance): ids repeat

@@ -73,10 +73,10 @@ class Ldc(real_corpus.RealCorpusBuilder):
     DESCRIPTION = """
 Audiovisual Database of Spoken American English (LDC2009V01): 14 talkers from the North
 Midland dialect region, each reading 238 words and 166 sentences (CID Everyday Sentences,
-NU-6, /hVd/ words, TIMIT sentences); audio 44.1 kHz. Lip crops of 64 x 64 by the SPEC
-rule from dlib's 68 landmarks; 4 log-mel frames per 25-fps video frame. Split as Chen et
-al. (ECCV 2018): talkers F02 and M01 are the test set; validation = the other talkers'
-items held out by a hash of the item name.
+NU-6, /hVd/ words, TIMIT sentences); audio 44.1 kHz. Lip crops of 64 x 64 by lipjax's crop
+rule (docs/design.md, "Lip crops") from dlib's 68 landmarks; 4 log-mel frames per 25-fps
+video frame. Split as Chen et al. (ECCV 2018): talkers F02 and M01 are the test set;
+validation = the other talkers' items held out by a hash of the item name.
 """
     HOMEPAGE = "https://catalog.ldc.upenn.edu/LDC2009V01"
     MANUAL_DOWNLOAD_INSTRUCTIONS = """

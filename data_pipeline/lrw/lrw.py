@@ -63,10 +63,10 @@ class Lrw(real_corpus.RealCorpusBuilder):
     DESCRIPTION = """
 Lip Reading in the Wild (Chung and Zisserman, ACCV 2016): 500 English words, up to 1000
 training clips each, from BBC television; each clip is 29 frames (1.16 s) at 25 fps with
-the word in its middle. Lip crops of 64 x 64 by the SPEC rule from dlib's 68 landmarks;
-audio from the mp4, resampled to 44.1 kHz mono, 4 log-mel frames per video frame. Splits
-are LRW's folders (val -> validation). LRW does not name speakers: `speaker` is
-"unknown" and `utterance` is WORD/WORD_00001.
+the word in its middle. Lip crops of 64 x 64 by lipjax's crop rule (docs/design.md, "Lip
+crops") from dlib's 68 landmarks; audio from the mp4, resampled to 44.1 kHz mono, 4 log-mel
+frames per video frame. Splits are LRW's folders (val -> validation). LRW does not name
+speakers: `speaker` is "unknown" and `utterance` is WORD/WORD_00001.
 """
     HOMEPAGE = "https://www.robots.ox.ac.uk/~vgg/data/lip_reading/lrw1.html"
     MANUAL_DOWNLOAD_INSTRUCTIONS = """

@@ -3,9 +3,9 @@
 An utterance is a GRID-grammar sentence spoken by eSpeak NG with one speaker's voice; its
 phoneme events drive a coarticulated lip articulation track that LEADS the audio by a
 per-utterance delay; a renderer draws that speaker's lower face frame by frame with head
-motion, lighting, blur and noise, and exact mouth landmarks; the SPEC crop rule cuts the
-64 x 64 lip crops. Everything is a pure function of (corpus seed, speaker, utterance), so
-builds are reproducible and parallel workers agree.
+motion, lighting, blur and noise, and exact mouth landmarks; the crop rule (docs/design.md,
+"Lip crops") cuts the 64 x 64 lip crops. Everything is a pure function of (corpus seed,
+speaker, utterance), so builds are reproducible and parallel workers agree.
 
 Splits follow Table 1 of the paper: `train` and `validation` share speakers but not
 sentences; `test` has unseen speakers saying unseen sentences.

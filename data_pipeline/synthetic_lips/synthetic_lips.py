@@ -26,7 +26,8 @@ coarticulated lip model (jaw opening, spread, rounding, protrusion, bilabial clo
 lip-teeth contact, tongue) that leads the audio by a per-utterance delay
 (`av_delay_frames`); a renderer draws each speaker's lower face (face shape, skin, lips,
 facial hair, mouth interior) with head motion, lighting changes, blur and noise. Lip crops
-of 64 x 64 follow the SPEC crop rule from the exact mouth landmarks (dlib order 48..67).
+of 64 x 64 follow the crop rule (docs/design.md, "Lip crops") from the exact mouth
+landmarks (dlib order 48..67).
 Audio is 44.1 kHz mono; `log_mel` has 4 frames of 128 mel bands per 25-fps video frame.
 Splits: train/validation share speakers but not sentences; test has unseen speakers and
 unseen sentences (Table 1 of Chen et al., ECCV 2018).
@@ -43,7 +44,7 @@ class SyntheticLipsConfig(tfds.core.BuilderConfig):
 CONFIGS = {
     # Seconds to build: for tests.
     "tiny": corpus.CorpusConfig(4, 2, 4, 1, 2),
-    # Minutes on two cores: the default CPU training run (the MEASURED prototype's scale).
+    # Minutes on two cores: the default CPU training run.
     "small": corpus.CorpusConfig(16, 4, 24, 3, 8),
     # GRID scale, 33 speakers x 1000 utterances: for accelerator training.
     "full": corpus.CorpusConfig(28, 5, 900, 100, 1000),

@@ -1,4 +1,4 @@
-"""The lip crop rule (SPEC "Lip crops"), shared by every corpus and by generate().
+"""The lip crop rule (docs/design.md, "Lip crops"), shared by every corpus and by generate().
 
 Mouth = the 20 landmarks 48..67 of dlib's 68-point model. Box = their bounding rectangle;
 centre = its centre; r = 0.65 * max(w, h); the crop is the square [cy - r, cy + r] x

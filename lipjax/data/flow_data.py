@@ -11,9 +11,9 @@ known in closed form: the motion of the topmost layer that covers it.
 `tvl1_flow` gives classical targets for real lip crops: TV-L1 (Zach, Pock, Bischof, "A Duality
 Based Approach for Realtime TV-L1 Optical Flow", DAGM 2007) as implemented by scikit-image.
 
-Conventions (SPEC "Optical flow"): flow arrays are (..., H, W, 2) float32 holding (dx, dy) =
-(column, row) displacement in pixels divided by `FLOW_SCALE` = 20, defined on the pixels of the
-FIRST frame and pointing to where that point lies in the second frame, so that
+Conventions (docs/design.md, "Optical flow"): flow arrays are (..., H, W, 2) float32 holding
+(dx, dy) = (column, row) displacement in pixels divided by `FLOW_SCALE` = 20, defined on the
+pixels of the FIRST frame and pointing to where that point lies in the second frame, so that
 frame1(x) = frame2(x + 20 * flow(x)). Frames are float32 in [-1, 1]; pairs stack the two
 frames on the channel axis (first frame first), as FlowNetS takes them.
 
@@ -33,7 +33,7 @@ from skimage.registration import optical_flow_tvl1
 from tqdm import tqdm
 
 FLOW_SCALE = 20.0
-"""Flows are stored and predicted in pixels / FLOW_SCALE (SPEC)."""
+"""Flows are stored and predicted in pixels / FLOW_SCALE (docs/design.md, "Optical flow")."""
 
 MAX_FOREGROUND_SHAPES = 5
 MIN_FOREGROUND_SHAPES = 2

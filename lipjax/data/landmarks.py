@@ -1,7 +1,7 @@
 """Where mouth landmarks come from: dlib on real video, a sidecar file on our synthetic export.
 
 A landmark source maps a decoded video to the mouth points 48..67 of dlib's 68-point model
-in every frame, (T, 20, 2) float32 (x, y) in frame pixels (SPEC "Lip crops"). It raises
+in every frame, (T, 20, 2) float32 (x, y) in frame pixels (docs/design.md, "Lip crops"). It raises
 `NoFaceError` when a frame has no face and `LandmarkFileError` when a sidecar is missing
 or does not fit the video: the builders turn both into counted skips, never a guessed crop.
 

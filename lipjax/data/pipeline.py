@@ -1,7 +1,7 @@
 """Input pipeline: 16-frame windows of lip video with their log-mel audio, on grain.
 
-One training sample (SPEC "Samples") is a window of `window` = 16 video frames starting at
-frame s, taken every `hop` = 8 frames over each utterance, with the matching 64 log-mel
+One training sample (docs/design.md, "Samples") is a window of `window` = 16 video frames
+starting at frame s, taken every `hop` = 8 frames over each utterance, with the matching 64 log-mel
 frames log_mel[4s : 4s + 64], the mouth landmarks of the 16 frames and an identity image
 p_r, a frame of the same utterance. Frames left after the last full window (fewer than
 `hop`) are not used; utterances shorter than one window are skipped and counted.

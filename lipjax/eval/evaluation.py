@@ -4,7 +4,7 @@ Sec. 5.2).
 Every window of a split is scored in three rows:
   model         the generated clip;
   static        the identity image repeated 16 times: a model that does not beat it on LMD
-                has learned no lip motion (SPEC "Metrics");
+                has learned no lip motion (docs/design.md, "Metrics");
   ground_truth  the real clip: the ceiling of the no-reference metrics (CPBD, LSE-D, LSE-C);
                 the metrics against the real clip (LMD, PSNR, SSIM) are left out of it, as
                 they are trivially perfect there.

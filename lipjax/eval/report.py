@@ -54,7 +54,7 @@ ROW_NAMES = {
     "static": "static (identity repeated)",
     "ground_truth": "ground truth",
 }
-# Table 3 of the paper, full model (GRID / LDC / LRW), SPEC "The paper's results".
+# Table 3 of the paper, full model (GRID / LDC / LRW), docs/design.md, "The paper's results".
 PAPER_FULL_MODEL = {
     "GRID": {"lmd": 1.18, "ssim": 0.73, "psnr": 29.89, "cpbd": 0.175},
     "LDC": {"lmd": 1.82, "ssim": 0.57, "psnr": 28.87, "cpbd": 0.172},

@@ -45,7 +45,8 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
 @dataclasses.dataclass(frozen=True)
 class FacePlacement:
-    """Where the lip crop came from in a face photo: the SPEC crop square."""
+    """Where the lip crop came from in a face photo: the crop square of
+    (docs/design.md, "Lip crops")."""
 
     centre: np.ndarray  # (x, y) in photo pixels
     half_size: float
@@ -142,7 +143,7 @@ def lip_crop(image: Any, name: str = "image") -> tuple[np.ndarray, FacePlacement
 
     A 64x64 image is taken as a lip crop already (placement None); anything else is a face
     photo: dlib finds the face and its mouth landmarks (the largest photos are searched at
-    DETECTION_MAX_SIDE pixels) and the SPEC crop rule cuts the crop.
+    DETECTION_MAX_SIDE pixels) and the crop rule (docs/design.md, "Lip crops") cuts the crop.
     """
     from lipjax.data.landmarks import MOUTH, DlibLandmarks
 
@@ -323,7 +324,8 @@ def generate(
       params: `Weights` (`lipjax.inference.weights.load_weights`), a training run's workdir or a
         weights folder, or None for lipjax's default weights (trained on synthetic_lips).
       audio: a path to an audio file, or a waveform (mono or stereo) with `sample_rate`.
-      image: a 64x64 lip crop, or a face photo (path or array) that dlib crops per SPEC.
+      image: a 64x64 lip crop, or a face photo (path or array) that dlib crops
+        (docs/design.md, "Lip crops").
       hop: frames between the starts of overlapping 16-frame windows (16: no overlap).
     """
     if isinstance(params, Weights):

@@ -1,4 +1,4 @@
-"""The networks of lipjax (flax.linen, channels-last); see SPEC.md for the sizes."""
+"""The networks of lipjax (flax.linen, channels-last); see docs/design.md for the sizes."""
 
 from lipjax.models.audio_encoder import AudioEncoder
 from lipjax.models.chung_baseline import ChungGenerator

@@ -1,4 +1,4 @@
-"""Audio encoder of the generator (paper Sec. 3.1; SPEC "Generator")."""
+"""Audio encoder of the generator (paper Sec. 3.1; docs/design.md, "Generator")."""
 
 import flax.linen as nn
 import jax

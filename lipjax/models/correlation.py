@@ -1,5 +1,5 @@
-"""Audio-visual (derivative) correlation networks and loss (paper Sec. 3.2; SPEC
-"Correlation networks and loss").
+"""Audio-visual (derivative) correlation networks and loss (paper Sec. 3.2;
+docs/design.md, "Correlation networks and loss").
 
 Both networks keep the time axis and reduce everything else, giving one vector of T' = 15
 values per example; l_corr is one minus their cosine.

@@ -1,4 +1,4 @@
-"""Lip-movement generator (paper Sec. 3.1, Fig. 2-3; SPEC "Generator")."""
+"""Lip-movement generator (paper Sec. 3.1, Fig. 2-3; docs/design.md, "Generator")."""
 
 import flax.linen as nn
 import jax
@@ -100,12 +100,12 @@ def fuse_code_identity(audio_code: jax.Array, image_features: jax.Array) -> jax.
 
 
 class Generator(nn.Module):
-    """Speech + one identity image -> a lip video (paper Sec. 3.1, SPEC "Generator").
+    """Speech + one identity image -> a lip video (paper Sec. 3.1, docs/design.md, "Generator").
 
     `__call__(spectrogram (B, 4T, 128, 1), identity_image (B, 64, 64, 3), train)` returns
     `(video, audio_features)`: the video (B, T, 64, 64, 3) in [-1, 1] (T = 16 for the
-    SPEC's 64 mel frames) and the audio encoder's f_s (B, T, 16, 256 * width), which the
-    correlation loss consumes.
+    64 mel frames of a window) and the audio encoder's f_s (B, T, 16, 256 * width), which
+    the correlation loss consumes.
 
     Fields:
       width: channel multiplier (1.0 = paper sizes).

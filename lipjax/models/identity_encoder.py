@@ -1,4 +1,4 @@
-"""Identity (image) encoder of the generator (paper Sec. 3.1; SPEC "Generator")."""
+"""Identity (image) encoder of the generator (paper Sec. 3.1; docs/design.md, "Generator")."""
 
 import flax.linen as nn
 import jax

@@ -1,5 +1,5 @@
 """Per-frame autoencoder whose encoder gives the perceptual-loss features (paper Sec. 4.1;
-SPEC "Perceptual loss")."""
+docs/design.md, "Perceptual loss")."""
 
 import flax.linen as nn
 import jax

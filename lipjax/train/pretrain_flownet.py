@@ -1,7 +1,7 @@
 """Pretraining of the differentiable optical flow, FlowNetS (Dosovitskiy et al., ICCV 2015).
 
 The paper fine-tunes a FlyingChairs-pretrained FlowNet; those weights cannot be fetched here,
-so (SPEC "Optical flow") we train it in two stages:
+so (docs/design.md, "Optical flow") we train it in two stages:
 
 * Stage A, "synthetic": generated FlyingChairs-like pairs with exact flow
   (`lipjax.data.flow_data.synthetic_flow_batch`), multi-scale end-point-error loss.

@@ -1,4 +1,5 @@
-"""Pretraining of the perceptual-loss autoencoder (paper Sec. 4.1; SPEC "Perceptual loss").
+"""Pretraining of the perceptual-loss autoencoder (paper Sec. 4.1; docs/design.md,
+"Perceptual loss").
 
 `PerceptualAutoencoder` learns to reconstruct single lip frames of the training split (L1
 loss on frames in [-1, 1]; BatchNorm in training mode, running statistics kept for eval).
