@@ -40,8 +40,8 @@ def _l1_recipe(config):
     """The paper's generator with two CPU options, U-Net skips from the identity encoder and
     a dense audio fusion, trained on the L1 reconstruction loss alone. At CPU size the
     adversarial term keeps the lips from learning (the discriminator wins and the pixel loss
-    rises; experiments/RESULTS.md, ":long_l1, the default weights' run"); without it and the perceptual and correlation terms no
-    pretraining is needed and a step is 2x faster."""
+    rises; experiments/RESULTS.md, ":long_l1, the default weights' run"); without it and the
+    perceptual and correlation terms no pretraining is needed and a step is 2x faster."""
     config.model.identity_unet_skips = True
     config.model.audio_fusion = "dense"
     config.loss.pixel = 1.0
