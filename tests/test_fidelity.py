@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lipjax import configs, train_step
+from lipjax import configs, reproduce, train_step
 from lipjax.models import Discriminator, FlowNetS, Generator
 from lipjax.models.flownet import multiscale_epe
 
@@ -119,13 +119,9 @@ def _groups_moved(config) -> dict[str, bool]:
         "video": jax.random.uniform(keys[2], (2, 16, 64, 64, 3), minval=-1, maxval=1),
     }
     new_state, _ = jax.jit(step)(state, batch)
-    return {
-        group: any(
-            bool(np.any(np.asarray(a) != np.asarray(b)))
-            for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(new_state.params[group]))
-        )
-        for group, params in state.params.items()
-    }
+    moved = jax.tree.map(lambda a, b: bool(np.any(np.asarray(a) != np.asarray(b))),
+                         state.params, new_state.params)  # fmt: skip
+    return {group: any(jax.tree.leaves(leaves)) for group, leaves in moved.items()}
 
 
 @pytest.mark.parametrize(
@@ -151,3 +147,39 @@ def _groups_moved(config) -> dict[str, bool]:
 )
 def test_parameter_groups_each_loss_reaches(loss, expected):
     assert _groups_moved(_gradient_reach_config(**loss)) == expected
+
+
+def test_grid_authors_variant_is_the_released_trainer():
+    config = reproduce.load_experiment("grid", "authors")
+    assert config.dataset == "grid"
+    assert (config.loss.discriminator, config.loss.pixel) == ("two", 0.2)
+    assert config.loss.discriminator_layout == "authors"
+    discriminator = train_step.build_networks(config).discriminator
+    count = parameter_count(discriminator, AUDIO, VIDEO, None, train=False)
+    assert count == AUTHORS_TWO_STREAM_D
+
+
+def test_lipjax_v1_restores_the_earlier_choices_and_its_records():
+    config = configs.table_2_config("e", "synthetic_v1")
+    assert config.loss.discriminator_layout == "lipjax_v1"
+    assert config.loss.discriminator_activation == "leaky_relu"
+    assert config.loss.flownet_losses == "all"
+    assert config.flownet.finetune_epe_reduction == "sum"
+    assert (config.optim.correlation_b1, config.optim.correlation_weight_decay) == (0.5, 4e-4)
+    assert configs.table_2_config("e", "synthetic").loss.discriminator_layout == "authors"
+    # Records written before issue 24 count as "synthetic_v1", not as today's "synthetic".
+    old = {"steps": 10, "split": "test", "variant": "synthetic", "pretraining": {}}
+    new = {**old, "defaults": reproduce.DEFAULTS_VERSION}
+    for record, variant in ((old, "synthetic_v1"), (new, "synthetic")):
+        expected = {"steps": 10, "split": "test", "variant": variant, "pretraining": {}}
+        assert reproduce._matches(record, expected)
+        assert not reproduce._matches(record, {**expected, "variant": "other"})
+    assert not reproduce._matches(old, {**expected, "variant": "synthetic"})
+
+
+def test_bad_fidelity_fields_are_named():
+    for field in ("discriminator_layout", "discriminator_activation", "flownet_losses"):
+        config = configs.cpu_sized(configs.base_config())
+        config.loss[field] = "something"
+        with pytest.raises(ValueError, match=rf"loss\.{field}"):
+            train_step.build_networks(config)
