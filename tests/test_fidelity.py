@@ -183,3 +183,23 @@ def test_bad_fidelity_fields_are_named():
         config.loss[field] = "something"
         with pytest.raises(ValueError, match=rf"loss\.{field}"):
             train_step.build_networks(config)
+
+
+def test_paper_protocol_psnr_and_ssim_are_grey_with_a_7x7_uniform_window():
+    from skimage.metrics import structural_similarity
+
+    from lipjax import metrics
+
+    rng = np.random.default_rng(0)
+    real = rng.integers(0, 256, (2, 3, 32, 32, 3), dtype=np.uint8)
+    fake = np.clip(real.astype(int) + rng.integers(-40, 41, real.shape), 0, 255).astype(np.uint8)
+    grey = lambda frames: np.clip(np.rint(frames @ [0.299, 0.587, 0.114]), 0, 255)  # noqa: E731
+    expected_ssim = structural_similarity(grey(real[1, 2]), grey(fake[1, 2]), data_range=255.0)
+    ssim = metrics.ssim_per_frame_paper(real, fake)
+    assert ssim.shape == (2, 3)
+    np.testing.assert_allclose(ssim[1, 2], expected_ssim, rtol=1e-12)
+    assert not np.isclose(ssim[1, 2], metrics.ssim_per_frame(real, fake, grey=True)[1, 2])
+    mse = np.mean((grey(real[0, 1]) - grey(fake[0, 1])) ** 2)
+    np.testing.assert_allclose(
+        metrics.psnr_per_frame_paper(real, fake)[0, 1], 10 * np.log10(255.0**2 / mse)
+    )
