@@ -58,6 +58,15 @@ def base_config() -> ml_collections.ConfigDict:
     config.loss.correlation = 1.0  # weight of l_corr; 0 disables the correlation nets
     config.loss.correlation_mode = "derivative"  # or "non_derivative" (Table 2 (f))
     config.loss.discriminator = "three"  # "three", "two" (Table 2 g, h) or "frame_diff" (i)
+    # "authors": the discriminators of the authors' code layer for layer (three-stream
+    # 54,278,881 parameters, two-stream 55,593,249); "lipjax_v1": lipjax before issue 24
+    # (no BatchNorm on the first audio conv, 512-channel video stream). docs/FIDELITY.md.
+    config.loss.discriminator_layout = "authors"
+    config.loss.discriminator_activation = "relu"  # authors' code; "leaky_relu" (0.2): v1
+    # Losses whose gradient reaches FlowNet's weights: "correlation" (l_corr only, as the
+    # authors' full trainer; the discriminator's flow stream still passes the adversarial
+    # gradient on to the generator) or "all" (also l_gen through the flow stream, lipjax v1).
+    config.loss.flownet_losses = "correlation"
     config.loss.fake_weight = 0.5  # λp of Eq. 4
     config.loss.mismatch_weight = 0.5  # λu of Eq. 4 (mismatched audio); 0 skips that pass
     config.loss.mask_sparsity = 0.1  # λ|m|_1 on the foreground mask ("vondrick" only: the
@@ -74,7 +83,13 @@ def base_config() -> ml_collections.ConfigDict:
     config.optim.b2 = 0.999
     config.optim.weight_decay = 4e-4  # coupled L2, as PyTorch's Adam
     config.optim.correlation_learning_rate = 1e-4  # phi_s, phi_v
+    # The paper gives one Adam setting; the authors' trainer gives phi_s, phi_v and FlowNet
+    # their own (trainer_corr_perceptual_difference.py lines 50-54).
+    config.optim.correlation_b1 = 0.9  # Adam beta1 of phi_s, phi_v (b2 is optim.b2)
+    config.optim.correlation_weight_decay = 5e-4  # coupled L2 of phi_s, phi_v
     config.optim.flownet_learning_rate = 1e-4  # FlowNet keeps training in the GAN stage
+    config.optim.flownet_b1 = 0.9  # Adam beta1 of FlowNet in the GAN stage (b2 is optim.b2)
+    config.optim.flownet_weight_decay = 4e-4  # coupled L2 of FlowNet in the GAN stage
     config.optim.train_flownet = True  # False freezes the pretrained FlowNet
     config.optim.decay_start_step = 0  # from this step all learning rates fall linearly to
     # 0 at num_steps; 0 keeps them constant (the paper's schedule)
@@ -92,6 +107,8 @@ def base_config() -> ml_collections.ConfigDict:
     config.flownet.synthetic_learning_rate = 1e-3  # generated shapes (1e-4 barely moves)
     config.flownet.learning_rate = 1e-4  # fine-tuning on lip crops (the paper's FlowNet lr)
     config.flownet.weight_decay = 4e-4
+    # Fine-tuning EPE over pixels: "mean" (the authors' code) or "sum" (FlowNet's, lipjax v1)
+    config.flownet.finetune_epe_reduction = "mean"
     config.flownet.output_init_scale = 0.1  # smaller first flows: He init gives 4x too large
     config.flownet.finetune_pairs = 2_000  # lip-crop pairs given classical-flow targets
     config.flownet.validation_pairs = 256  # held-out lip pairs scored against TV-L1
@@ -158,22 +175,41 @@ def cpu_sized(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     return config
 
 
+def lipjax_v1(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """Restores lipjax's choices from before issue 24 (docs/FIDELITY.md), with which the rows
+    of experiments/RESULTS.md up to then were trained."""
+    config.loss.discriminator_layout = "lipjax_v1"
+    config.loss.discriminator_activation = "leaky_relu"
+    config.optim.correlation_b1 = config.optim.b1
+    config.optim.correlation_weight_decay = config.optim.weight_decay
+    config.optim.flownet_b1 = config.optim.b1
+    config.optim.flownet_weight_decay = config.optim.weight_decay
+    config.loss.flownet_losses = "all"
+    config.flownet.finetune_epe_reduction = "sum"
+    return config
+
+
 def table_config(variant: str = "") -> ml_collections.ConfigDict:
     """What every experiment of the paper's Tables 2 and 3 starts from (each
     `experiments/table*.py` then sets what its column changes). Variants: "" (GRID, paper
-    sizes), "synthetic" (CPU-sized on synthetic_lips/small), "smoke" (a few steps on
+    sizes), "synthetic" (CPU-sized on synthetic_lips/small), "synthetic_v1" (the same with
+    `lipjax_v1`'s choices, those of experiments/RESULTS.md's rows), "smoke" (a few steps on
     synthetic_lips/tiny)."""
     if variant == "":
         config = base_config()
         config.dataset = "grid"
-    elif variant in ("synthetic", "smoke"):
+    elif variant in ("synthetic", "synthetic_v1", "smoke"):
         config = cpu_sized(base_config())
         config.num_steps = 20_000
         config.eval.every_steps = 500
         if variant == "smoke":
             smoke(config)
+        if variant == "synthetic_v1":  # the choices of experiments/RESULTS.md's rows
+            lipjax_v1(config)
     else:
-        raise ValueError(f"variant: expected '', 'synthetic' or 'smoke', got {variant!r}")
+        raise ValueError(
+            f"variant: expected '', 'synthetic', 'synthetic_v1' or 'smoke', got {variant!r}"
+        )
     return config
 
 

@@ -29,7 +29,7 @@ from lipjax.eval import landmark_regressor, metrics
 
 ROWS = ("model", "static", "ground_truth")
 # Metrics of a clip against the real one (not reported for the ground truth itself).
-REFERENCE_METRICS = ("lmd", "psnr", "ssim", "opening_corr")
+REFERENCE_METRICS = ("lmd", "psnr", "ssim", "psnr_paper", "ssim_paper", "opening_corr")
 SYNC_METRICS = ("lse_d", "lse_c", "sync_offset")
 ID_KEYS = ("utterance_index", "start_frame", "speaker_id")
 
@@ -77,11 +77,16 @@ class LandmarkScorer:
 
 def _reference_metrics(real_u8, clip_u8, real_landmarks, clip_landmarks) -> dict[str, np.ndarray]:
     """Per-clip LMD and mouth-opening correlation (unless the landmarks are None), PSNR (each
-    frame capped at 100 dB) and colour SSIM, arrays (B,)."""
+    frame capped at 100 dB) and colour SSIM (11x11 Gaussian window), arrays (B,); and both
+    as the paper's authors measured them (grey frames, 7x7 uniform SSIM window: *_paper), so
+    that numbers compare with the paper's tables."""
     psnr = np.minimum(metrics.psnr_per_frame(real_u8, clip_u8), metrics.PSNR_CAP_DB)
+    psnr_paper = np.minimum(metrics.psnr_per_frame_paper(real_u8, clip_u8), metrics.PSNR_CAP_DB)
     values = {
         "psnr": psnr.mean(axis=1),
         "ssim": metrics.ssim_per_frame(real_u8, clip_u8).mean(axis=1),
+        "psnr_paper": psnr_paper.mean(axis=1),
+        "ssim_paper": metrics.ssim_per_frame_paper(real_u8, clip_u8).mean(axis=1),
     }
     if real_landmarks is not None:
         values["lmd"] = np.asarray(metrics.landmark_distance(real_landmarks, clip_landmarks))

@@ -86,6 +86,38 @@ def _ssim_of_frame(real: np.ndarray, fake: np.ndarray, grey: bool) -> float:
     )
 
 
+def _grey_uint8(frames: np.ndarray) -> np.ndarray:
+    """RGB uint8 (..., H, W, 3) -> grey uint8 (..., H, W, 1), BT.601 luma rounded (as
+    OpenCV's COLOR_BGR2GRAY, which the authors applied before PSNR and SSIM)."""
+    luma = frames.astype(np.float64) @ _LUMA_WEIGHTS
+    return np.clip(np.rint(luma), 0, 255).astype(np.uint8)[..., None]
+
+
+def psnr_per_frame_paper(real, fake) -> np.ndarray:
+    """The authors' PSNR protocol (lelechen63/3d_gan@83b65d9, test.py lines 548-554): PSNR
+    of the grey (uint8) frames; the difference in float64, without their uint8 wrap-around."""
+    real, fake = _check_frames(real, fake)
+    return psnr_per_frame(_grey_uint8(real), _grey_uint8(fake))
+
+
+def ssim_per_frame_paper(real, fake) -> np.ndarray:
+    """The authors' SSIM protocol (test.py lines 548-553): skimage's `compare_ssim` defaults
+    on grey uint8 frames, a 7x7 uniform window with sample covariances, L = 255."""
+    real, fake = _check_frames(real, fake)
+    real_grey, fake_grey = _grey_uint8(real)[..., 0], _grey_uint8(fake)[..., 0]
+    image_shape = real_grey.shape[-2:]
+    pairs = zip(
+        real_grey.reshape(-1, *image_shape), fake_grey.reshape(-1, *image_shape), strict=True
+    )
+    scores = [
+        skimage.metrics.structural_similarity(
+            r.astype(np.float64), f.astype(np.float64), win_size=7, data_range=255.0
+        )
+        for r, f in pairs
+    ]
+    return np.asarray(scores, np.float64).reshape(real_grey.shape[:-2])
+
+
 def ssim_per_frame(real, fake, grey: bool = False) -> np.ndarray:
     """SSIM of each frame, shape (...,) for frames (..., H, W, C): colour by default (mean of
     the per-channel SSIMs), or of the BT.601 luma with `grey=True`."""

@@ -10,11 +10,21 @@ Shapes for the SPEC's inputs (T = 16 frames, 64x64):
                  64x64 -> 8x8 like the flow stream's 16x16 -> 8x8, every pixel seen once.
                  -> (B, 1, 4, 4, 256)
 So T' = 1 for every stream with PyTorch-style padding; no extra padding choice was needed.
-The streams are concatenated (1024 channels for "three", 768 for "two"), then Conv3d k3 ->
-512 + BN + LeakyReLU and Conv3d kernel (T', 4, 4) VALID -> one logit per example.
+The streams are concatenated, then Conv3d k3 -> 512 + BN + activation and Conv3d kernel
+(T', 4, 4) VALID -> one logit per example.
+
+`layout` chooses between two readings of the same figure (docs/FIDELITY.md):
+  "authors"   the authors' code (lelechen63/3d_gan@83b65d9): BatchNorm on all four audio
+              convolutions; the three-stream D (model_flownet_diff.py) ends its video stream
+              at 256 channels and puts its audio dense layer through BatchNorm (no bias); the
+              two-stream D (model_corr.py) keeps 512 and a biased dense layer. Parameters at
+              paper size: three 54,278,881, two 55,593,249.
+  "lipjax_v1" lipjax before issue 24: no BatchNorm on the first audio convolution, a biased
+              dense layer and a 512-channel video stream in every variant (three: 62,012,353).
+`activation` is "relu" (the authors' code) or "leaky_relu" (slope 0.2, lipjax before issue 24).
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import flax.linen as nn
 import jax
@@ -23,27 +33,36 @@ import jax.numpy as jnp
 from lipjax.models.layers import (
     ConvBlock,
     Dtype,
+    batch_norm,
     he_normal,
     leaky_relu_02,
     make_conv,
+    relu,
     scale_width,
 )
 
 STREAM_VARIANTS = ("three", "two", "frame_diff")
+LAYOUTS = ("authors", "lipjax_v1")
+ACTIVATIONS = {"relu": relu, "leaky_relu": leaky_relu_02}
 
-# (channels, stride, batch norm) per layer; all convolutions LeakyReLU 0.2.
-AUDIO_STREAM = ((32, 1, False), (64, 2, True), (128, 1, True), (256, 2, True))
+# (channels, stride, batch norm) per layer.
+AUDIO_STREAM = ((32, 1, True), (64, 2, True), (128, 1, True), (256, 2, True))
+AUDIO_STREAM_V1 = ((32, 1, False), *AUDIO_STREAM[1:])
 VIDEO_STREAM = ((64, 2, False), (128, 2, True), (256, 2, True), (512, (1, 2, 2), True))
+# The authors' three-stream D narrows the video stream's last layer to 256 (its joint conv
+# takes 256 video + 256 flow + 256 audio channels, model_flownet_diff.py lines 169-184).
+VIDEO_STREAM_NARROW = (*VIDEO_STREAM[:3], (256, (1, 2, 2), True))
 MOTION_STREAM = ((64, 2, False), (128, (2, 1, 1), True), (256, 2, True), (256, (2, 1, 1), True))
 
 
 class _ConvStack(nn.Module):
-    """A stack of ConvBlocks with LeakyReLU 0.2; `first_conv` overrides the first layer's
-    (kernel, stride, padding). `padding=None` is `kernel // 2` on every axis."""
+    """A stack of ConvBlocks; `first_conv` overrides the first layer's (kernel, stride,
+    padding). `padding=None` is `kernel // 2` on every axis."""
 
     layers: Sequence[tuple[int, int | tuple[int, ...], bool]]
     kernel_size: Sequence[int]
     width: float
+    activation: Callable[[jax.Array], jax.Array] = relu
     padding: Sequence[tuple[int, int]] | None = None
     first_conv: tuple | None = None
     conv3d_impl: str = "native"
@@ -62,7 +81,7 @@ class _ConvStack(nn.Module):
                 stride,
                 padding,
                 use_norm=use_norm,
-                activation=leaky_relu_02,
+                activation=self.activation,
                 conv3d_impl=self.conv3d_impl,
                 dtype=self.dtype,
                 param_dtype=self.param_dtype,
@@ -80,10 +99,13 @@ class Discriminator(nn.Module):
 
     streams: "three" (audio + video + optical flow, the paper's model), "two" (audio + video,
     Tab. 2 (g), (h)) or "frame_diff" (third stream on |v_t+1 - v_t|, Tab. 2 (i)).
+    layout: "authors" or "lipjax_v1"; activation: "relu" or "leaky_relu" (module docstring).
     """
 
     width: float = 1.0
     streams: str = "three"
+    layout: str = "authors"
+    activation: str = "relu"
     conv3d_impl: str = "native"
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
@@ -94,21 +116,42 @@ class Discriminator(nn.Module):
     ) -> jax.Array:
         if self.streams not in STREAM_VARIANTS:
             raise ValueError(f"streams must be one of {STREAM_VARIANTS}, got {self.streams!r}")
-        common = {"width": self.width, "dtype": self.dtype, "param_dtype": self.param_dtype}
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"layout must be one of {LAYOUTS}, got {self.layout!r}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(
+                f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}"
+            )
+        activation = ACTIVATIONS[self.activation]
+        authors = self.layout == "authors"
+        common = {
+            "width": self.width,
+            "activation": activation,
+            "dtype": self.dtype,
+            "param_dtype": self.param_dtype,
+        }
         conv3d = {"conv3d_impl": self.conv3d_impl, **common}
 
-        audio = _ConvStack(AUDIO_STREAM, (3, 3), **common, name="audio_stream")(spectrogram, train)
+        audio_layers = AUDIO_STREAM if authors else AUDIO_STREAM_V1
+        audio = _ConvStack(audio_layers, (3, 3), **common, name="audio_stream")(spectrogram, train)
+        # The authors' three-stream D: Linear without bias + BatchNorm1d (ops.linear);
+        # their two-stream D: a biased Linear (model_corr.py line 159).
+        dense_norm = authors and self.streams != "two"
         audio = nn.Dense(
             scale_width(256, self.width),
+            use_bias=not dense_norm,
             kernel_init=he_normal,
             dtype=self.dtype,
             param_dtype=self.param_dtype,
             name="audio_dense",
         )(audio.reshape((audio.shape[0], -1)))
-        audio = leaky_relu_02(audio)
+        if dense_norm:
+            audio = batch_norm(train, self.dtype, self.param_dtype, name="audio_dense_norm")(audio)
+        audio = activation(audio)
 
+        video_layers = VIDEO_STREAM_NARROW if dense_norm else VIDEO_STREAM
         visual = _ConvStack(
-            VIDEO_STREAM, (4, 4, 4), padding=((1, 1),) * 3, **conv3d, name="video_stream"
+            video_layers, (4, 4, 4), padding=((1, 1),) * 3, **conv3d, name="video_stream"
         )(video, train)
         streams = [visual]
         if self.streams == "three":
@@ -137,7 +180,7 @@ class Discriminator(nn.Module):
         x = ConvBlock(
             scale_width(512, self.width),
             (3, 3, 3),
-            activation=leaky_relu_02,
+            activation=activation,
             conv3d_impl=self.conv3d_impl,
             dtype=self.dtype,
             param_dtype=self.param_dtype,

@@ -133,20 +133,27 @@ def multiscale_epe(
     predictions: Sequence[jax.Array],
     target_flow: jax.Array,
     weights: Sequence[float] = MULTISCALE_WEIGHTS,
+    reduction: str = "sum",
 ) -> jax.Array:
     """Weighted multi-scale end-point error, float32.
 
     predictions: flows (N, h_i, w_i, 2) in FlowNetS order (finest first), paired with `weights`.
     target_flow: (N, H, W, 2), H and W multiples of every h_i, w_i, in the units the
     predictions should learn. At each scale the target is average-pooled to (h_i, w_i); the
-    end-point error is summed over pixels and averaged over N (FlowNet's convention).
+    end-point error is averaged over N and, per `reduction`, summed over pixels ("sum",
+    FlowNet's convention: per unit of weight the 16x16 scale counts 256x the 1x1 one) or
+    averaged over them ("mean", the authors' fine-tuning: flownet/multiscaleloss.py line 35
+    of lelechen63/3d_gan, an L1Loss of the EPE map against zeros).
     """
     if len(predictions) != len(weights):
         raise ValueError(f"{len(predictions)} predictions but {len(weights)} weights")
+    if reduction not in ("sum", "mean"):
+        raise ValueError(f"reduction: expected 'sum' or 'mean', got {reduction!r}")
+    pixel_reduce = jnp.sum if reduction == "sum" else jnp.mean
     target = target_flow.astype(jnp.float32)
     total = jnp.zeros((), jnp.float32)
     for prediction, weight in zip(predictions, weights, strict=True):
         height, width = prediction.shape[-3:-1]
         error = safe_norm(prediction.astype(jnp.float32) - downsample_flow(target, height, width))
-        total = total + weight * jnp.mean(jnp.sum(error, axis=(-2, -1)))
+        total = total + weight * jnp.mean(pixel_reduce(error, axis=(-2, -1)))
     return total

@@ -261,16 +261,21 @@ def make_optimizer(learning_rate: float, weight_decay: float) -> optax.GradientT
     )
 
 
-def make_train_step(model: FlowNetS, optimizer: optax.GradientTransformation):
+def make_train_step(
+    model: FlowNetS, optimizer: optax.GradientTransformation, epe_reduction: str = "sum"
+):
     """Jitted step on {"params", "opt_state"} and a batch (pairs, target flow) where the target
-    is at full resolution or at 16x16 (the loss pools it to every FlowNet scale)."""
+    is at full resolution or at 16x16 (the loss pools it to every FlowNet scale);
+    `epe_reduction` as `multiscale_epe`'s `reduction`."""
 
     @jax.jit
     def train_step(state, batch):
         pairs, target = batch
 
         def loss_fn(params):
-            return multiscale_epe(model.apply({"params": params}, pairs), target)
+            return multiscale_epe(
+                model.apply({"params": params}, pairs), target, reduction=epe_reduction
+            )
 
         loss, grads = jax.value_and_grad(loss_fn)(state["params"])
         updates, opt_state = optimizer.update(grads, state["opt_state"], state["params"])
@@ -585,7 +590,15 @@ def run(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict:
 
     finetune_report: dict[str, Any] = {"steps": 0}
     if options.finetune_steps > 0:
-        params, finetune_report = _finetune_stage(settings, train_step, params, workdir)
+        finetune_step = train_step
+        if options.finetune_epe_reduction != "sum":
+            finetune_step = make_train_step(
+                model,
+                make_optimizer(options.learning_rate, options.weight_decay),
+                options.finetune_epe_reduction,
+            )
+        params, finetune_report = _finetune_stage(settings, finetune_step, params, workdir)
+        finetune_report["epe_reduction"] = options.finetune_epe_reduction
 
     if options.validation_pairs > 0:
         pairs, target, info = lip_flow_targets(

@@ -34,6 +34,8 @@ from lipjax.train import losses
 
 PyTree = Any
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+# config.loss.flownet_losses: the losses whose gradient reaches FlowNet's weights.
+FLOWNET_LOSSES = ("correlation", "all")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,6 +75,13 @@ def build_networks(config: ml_collections.ConfigDict) -> Networks:
             "loss.discriminator: expected 'three', 'two' or 'frame_diff', got "
             f"{loss.discriminator!r}"
         )
+    for field, allowed in (
+        ("discriminator_layout", ("authors", "lipjax_v1")),
+        ("discriminator_activation", ("relu", "leaky_relu")),
+        ("flownet_losses", FLOWNET_LOSSES),
+    ):
+        if field in loss and loss[field] not in allowed:
+            raise ValueError(f"loss.{field}: expected one of {allowed}, got {loss[field]!r}")
     common = {"dtype": DTYPES[model.compute_dtype]}
     derivative = loss.correlation_mode == "derivative"
     use_correlation = loss.correlation > 0
@@ -97,7 +106,12 @@ def build_networks(config: ml_collections.ConfigDict) -> Networks:
         if use_correlation
         else None,
         discriminator=Discriminator(
-            model.width, loss.discriminator, conv3d_impl=model.conv3d_impl, **common
+            model.width,
+            loss.discriminator,
+            layout=loss.get("discriminator_layout", "authors"),
+            activation=loss.get("discriminator_activation", "relu"),
+            conv3d_impl=model.conv3d_impl,
+            **common,
         )
         if use_gan
         else None,
@@ -173,20 +187,32 @@ class Schedule:
 
 
 def make_optimizers(config: ml_collections.ConfigDict) -> dict[str, optax.GradientTransformation]:
-    """Adam per group with coupled L2 weight decay (PyTorch's Adam(weight_decay=...))."""
+    """Adam per group with coupled L2 weight decay (PyTorch's Adam(weight_decay=...)).
+
+    Generator and discriminator: optim.b1, optim.weight_decay (the paper); the correlation
+    nets and FlowNet their own beta1 and decay (the authors' trainer), defaulting to those.
+    """
     optim = config.optim
 
-    def adam(learning_rate: float) -> optax.GradientTransformation:
+    def adam(learning_rate: float, b1: float, weight_decay: float) -> optax.GradientTransformation:
         return optax.chain(
-            optax.add_decayed_weights(optim.weight_decay),
-            optax.adam(learning_rate, b1=optim.b1, b2=optim.b2),
+            optax.add_decayed_weights(weight_decay),
+            optax.adam(learning_rate, b1=b1, b2=optim.b2),
         )
 
     return {
-        "generator": adam(optim.learning_rate),
-        "discriminator": adam(optim.learning_rate),
-        "correlation": adam(optim.correlation_learning_rate),
-        "flownet": adam(optim.flownet_learning_rate)
+        "generator": adam(optim.learning_rate, optim.b1, optim.weight_decay),
+        "discriminator": adam(optim.learning_rate, optim.b1, optim.weight_decay),
+        "correlation": adam(
+            optim.correlation_learning_rate,
+            optim.get("correlation_b1", optim.b1),
+            optim.get("correlation_weight_decay", optim.weight_decay),
+        ),
+        "flownet": adam(
+            optim.flownet_learning_rate,
+            optim.get("flownet_b1", optim.b1),
+            optim.get("flownet_weight_decay", optim.weight_decay),
+        )
         if optim.train_flownet
         else optax.set_to_zero(),
     }
@@ -451,13 +477,21 @@ def train_step(
             ) + 0.5 * losses.correlation_loss(phi_s, phi_v_fake)
             new_stats["correlation"] = {"audio": audio_stats, "visual": visual_stats}
         if networks.discriminator is not None:
+            disc_flows = None
+            if networks.discriminator.streams == "three":
+                disc_flows = fake_flows
+                if loss_config.get("flownet_losses", "correlation") == "correlation":
+                    # The flows keep their gradient w.r.t. the generated video, not w.r.t.
+                    # FlowNet's weights: XLA shares the forward pass with `fake_flows`.
+                    frozen_flownet = jax.lax.stop_gradient(flownet_params)
+                    disc_flows = _flows(networks, frozen_flownet, fake)
             fake_logits, _ = _apply_bn(
                 networks.discriminator,
                 params["discriminator"],
                 stats["discriminator"],
                 audio,
                 fake,
-                fake_flows if networks.discriminator.streams == "three" else None,
+                disc_flows,
                 train=True,
             )
             terms["adversarial"] = losses.generator_adversarial_loss(fake_logits)
