@@ -5,8 +5,10 @@ in every frame, (T, 20, 2) float32 (x, y) in frame pixels (docs/design.md, "Lip 
 `NoFaceError` when a frame has no face and `LandmarkFileError` when a sidecar is missing
 or does not fit the video: the builders turn both into counted skips, never a guessed crop.
 
-- `DlibLandmarks`: dlib's HOG frontal face detector (upsample 0: upsampling finds false
-  faces) on every k-th frame, and between detections a box carried from the previous
+- `DlibLandmarks`: dlib's HOG frontal face detector on every k-th frame (upsample 0 first;
+  where it finds no face, the image upsampled up to `max_upsample` times, as the authors'
+  upsample 1, keeping only faces whose landmarks are plausible: upsampling also finds
+  false faces), and between detections a box carried from the previous
   frame's landmarks into the 68-point shape predictor (Kazemi and Sullivan 2014). The model
   file ships in the PyPI package face-recognition-models.
 - `SidecarLandmarks`: `<video stem>.landmarks.npy` next to the video, written by
@@ -109,6 +111,23 @@ def _points(shape) -> np.ndarray:
     return np.array([(p.x, p.y) for p in shape.parts()], np.float32)
 
 
+def plausible_face(points: np.ndarray, box_width: float) -> bool:
+    """Whether 68 landmark points (x, y) look like an upright frontal face in a box of
+    `box_width` pixels: eyes side by side above the nose tip, the nose tip above the mouth,
+    and eyes 25-65% of the box width apart (dlib's boxes span the eyes to the chin). The
+    shape predictor always returns 68 points, so a false detection shows in their layout."""
+    right_eye, left_eye = points[36:42].mean(axis=0), points[42:48].mean(axis=0)
+    nose_tip, mouth = points[30], points[48:68].mean(axis=0)
+    eye_distance = float(left_eye[0] - right_eye[0])
+    eyes_y = (right_eye[1] + left_eye[1]) / 2
+    level = abs(float(left_eye[1] - right_eye[1])) < 0.5 * max(eye_distance, 1.0)
+    return bool(
+        0.25 * box_width < eye_distance < 0.65 * box_width
+        and level
+        and eyes_y < nose_tip[1] < mouth[1]
+    )
+
+
 def _extent(points: np.ndarray) -> float:
     """The larger side of a point set's bounding box."""
     return float(max(np.max(points.max(axis=0) - points.min(axis=0)), 1.0))
@@ -136,6 +155,7 @@ class DlibLandmarks:
 
     detect_every: int = 10
     upsample: int = 0
+    max_upsample: int = 1  # retried up to this where `upsample` finds no face (faces < 80 px)
     min_score: float = 0.0
     max_size_change: float = 0.2
     follow: float = 0.05
@@ -148,12 +168,19 @@ class DlibLandmarks:
             raise ValueError(f"upsample: expected >= 0, got {self.upsample}")
 
     def detect(self, gray: np.ndarray):
-        """The highest-scoring face box (a dlib.rectangle) in a grey image, or None."""
-        detector, _ = _dlib_models()
+        """The highest-scoring face box (a dlib.rectangle) in a grey image, or None. Where
+        `upsample` finds none, the image is searched again upsampled up to `max_upsample`
+        times, and a face found so must have plausible landmarks (`plausible_face`)."""
+        detector, predictor = _dlib_models()
         boxes, scores, _ = detector.run(gray, self.upsample, self.min_score)
-        if not boxes:
-            return None
-        return boxes[int(np.argmax(scores))]
+        if boxes:
+            return boxes[int(np.argmax(scores))]
+        for upsample in range(self.upsample + 1, self.max_upsample + 1):
+            boxes, scores, _ = detector.run(gray, upsample, self.min_score)
+            for index in np.argsort(scores)[::-1]:
+                if plausible_face(_points(predictor(gray, boxes[index])), boxes[index].width()):
+                    return boxes[index]
+        return None
 
     def detect_landmarks(self, gray: np.ndarray) -> np.ndarray | None:
         """All 68 points (68, 2) of the highest-scoring face in one grey image (H, W)
