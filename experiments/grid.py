@@ -14,7 +14,8 @@ models on synthetic_lips/tiny.
 `:authors` is what the authors' released trainer trains (lelechen63/3d_gan@83b65d9,
 trainer_corr_perceptual_difference.py lines 16 and 161): the two-stream discriminator of
 model_corr.py (audio + video, no flow stream) and pixel weight 0.2 instead of the paper's
-0.5; everything else as the default (docs/FIDELITY.md).
+0.5, and audio frequency along the image height in the fusion; everything else as the
+default (docs/FIDELITY.md).
 """
 
 from lipjax import configs
@@ -25,5 +26,6 @@ def get_config(variant: str = ""):
         config = configs.dataset_config("grid")
         config.loss.discriminator = "two"
         config.loss.pixel = 0.2
+        config.model.audio_frequency_axis = "height"
         return config
     return configs.dataset_config("grid", variant)

@@ -44,6 +44,10 @@ def base_config() -> ml_collections.ConfigDict:
     # "paper": audio frequency along the image width (Fig. 3); "dense": one dense layer maps
     # each frame's audio features to a code copied to every pixel ("paper" only).
     config.model.audio_fusion = "paper"
+    # With audio_fusion "paper": the image axis audio frequency lies along, "width" (lipjax;
+    # the paper does not say) or "height" (the authors' code; docs/FIDELITY.md). Kept
+    # "width" so that runs and weights trained before the option keep their function.
+    config.model.audio_frequency_axis = "width"
     # Frames the audio window starts after the video window it drives (0 = aligned, as the
     # paper). Lips lead the sound (paper Sec. 4, Fig. 4; synthetic_lips: by 0-4 frames) and
     # the generator's temporal receptive field is centred, so a look-ahead of the mean lead

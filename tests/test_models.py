@@ -193,6 +193,28 @@ def test_fusion_layout():
     # Audio frequency along W, duplicated along H; image repeated over time.
     np.testing.assert_array_equal(fused[:, 4, 7, :, :3], audio[:, 4])
     np.testing.assert_array_equal(fused[:, 9, :, :, 3:], image)
+    # The authors' layout: frequency along H, duplicated along W.
+    authors = fuse_audio_identity(audio, image, frequency_axis="height")
+    np.testing.assert_array_equal(authors[:, 4, :, 7, :3], audio[:, 4])
+    np.testing.assert_array_equal(authors[:, 9, :, :, 3:], image)
+    with pytest.raises(ValueError, match="audio_frequency_axis"):
+        fuse_audio_identity(audio, image, frequency_axis="depth")
+
+
+def test_frequency_axis_changes_the_function_not_the_parameters():
+    config = {"width": WIDTH, "generator_residual_blocks": 1, "upsample": "subpixel"}
+    spectrogram = normal(0, (1, 64, 128, 1))
+    identity = normal(1, (1, 64, 64, 3))
+    outputs, shapes = [], []
+    for axis in ("width", "height"):
+        module = build_generator({**config, "audio_frequency_axis": axis})
+        variables = module.init(jax.random.key(0), spectrogram, identity, train=False)
+        shapes.append(jax.tree.map(jnp.shape, variables))
+        outputs.append(module.apply(variables, spectrogram, identity, train=False)[0])
+    assert shapes[0] == shapes[1]
+    assert not np.allclose(outputs[0], outputs[1])
+    # A model record without the field (weights trained before it existed) keeps "width".
+    assert build_generator(config).audio_frequency_axis == "width"
 
 
 def test_dense_fusion_layout():

@@ -43,6 +43,7 @@ _FIELDS = {
         "warp_flow_scale": "warp_flow_scale",
         "identity_unet_skips": "identity_unet_skips",
         "audio_fusion": "audio_fusion",
+        "audio_frequency_axis": "audio_frequency_axis",
     },
     "chung": {"width": "width", "upsample": "upsample", "identity_skip": "identity_skip"},
     "vondrick": {

@@ -65,21 +65,33 @@ def warp_image(image: jax.Array, flow: jax.Array) -> jax.Array:
     return top * (1.0 - wy) + bottom * wy
 
 
-def fuse_audio_identity(audio_features: jax.Array, image_features: jax.Array) -> jax.Array:
+def fuse_audio_identity(
+    audio_features: jax.Array, image_features: jax.Array, frequency_axis: str = "width"
+) -> jax.Array:
     """Audio-identity fusion by duplication and concatenation (paper Fig. 3).
 
-    audio_features f_s (B, T, F, C_s) and image_features f_p (B, H, W, C_p) with W == F ->
-    (B, T, H, W, C_s + C_p). f_p is copied T times; each time step of f_s is copied along the
-    H axis, so the audio frequency axis lies along the image W axis:
-    out[b, t, h, w, :C_s] = f_s[b, t, w] and out[b, t, h, w, C_s:] = f_p[b, h, w].
+    audio_features f_s (B, T, F, C_s) and image_features f_p (B, H, W, C_p) with H == W == F
+    -> (B, T, H, W, C_s + C_p). f_p is copied T times; each time step of f_s is copied across
+    the image so that its frequency axis lies along `frequency_axis`: "width" (lipjax),
+    out[b, t, h, w, :C_s] = f_s[b, t, w], or "height" (the authors' code),
+    out[b, t, h, w, :C_s] = f_s[b, t, h]; out[b, t, h, w, C_s:] = f_p[b, h, w].
     """
-    batch, time, freq, _ = audio_features.shape
+    batch, time, freq, channels = audio_features.shape
     height, width = image_features.shape[1:3]
-    if freq != width:
-        raise ValueError(f"audio frequency size {freq} must equal image feature width {width}")
-    audio = jnp.broadcast_to(
-        audio_features[:, :, None, :, :], (batch, time, height, freq, audio_features.shape[-1])
-    )
+    if freq != width or freq != height:
+        raise ValueError(
+            f"audio frequency size {freq} must equal the image features' height and width "
+            f"({height} x {width})"
+        )
+    if frequency_axis == "width":
+        audio = audio_features[:, :, None, :, :]
+    elif frequency_axis == "height":
+        audio = audio_features[:, :, :, None, :]
+    else:
+        raise ValueError(
+            f"model.audio_frequency_axis: expected 'width' or 'height', got {frequency_axis!r}"
+        )
+    audio = jnp.broadcast_to(audio, (batch, time, height, width, channels))
     image = broadcast_over_time(image_features, time)
     return jnp.concatenate([audio, image.astype(audio.dtype)], axis=-1)
 
@@ -136,6 +148,10 @@ class Generator(nn.Module):
         bins; "dense" maps each frame's audio features (frequency x channels) through one
         dense layer to a code of the same channels copied to every pixel, so every pixel
         hears every bin. "paper" in the paper configs.
+      audio_frequency_axis: with audio_fusion "paper", the image axis the audio frequency
+        lies along: "width" (lipjax; the paper's Fig. 3 does not say which) or "height" (the
+        authors' code, docs/FIDELITY.md). Same parameters, a different function, so it is
+        recorded with every run and weights folder; "width" where a record lacks it.
     """
 
     width: float = 1.0
@@ -149,6 +165,7 @@ class Generator(nn.Module):
     warp_flow_scale: float = 1.0
     identity_unet_skips: bool = False
     audio_fusion: str = "paper"
+    audio_frequency_axis: str = "width"
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
 
@@ -180,7 +197,7 @@ class Generator(nn.Module):
             )
             x = fuse_code_identity(code, image_features)
         else:
-            x = fuse_audio_identity(audio_features, image_features)
+            x = fuse_audio_identity(audio_features, image_features, self.audio_frequency_axis)
         x = ConvBlock(features, (3, 3, 3), **conv3d, name="fusion")(x, train)
         for index in range(self.num_residual_blocks):
             x = ResidualBlock(features, (1, 3, 3), **conv3d, name=f"residual_{index + 1}")(x, train)
