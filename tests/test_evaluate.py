@@ -211,7 +211,7 @@ def test_a_real_corpus_gets_dlib_lmd_on_pasted_crops(tmp_path):
     the source videos (rendered faces, which dlib does not see: every frame is counted as
     faceless and the LMD is NaN, nothing crashes); without a manual_dir it is left out."""
     import data_pipeline
-    from lipjax.data import pipeline
+    from lipjax.data import datasets
 
     config = _config(str(tmp_path / "tfds"))
     config.dataset = "grid"
@@ -227,7 +227,7 @@ def test_a_real_corpus_gets_dlib_lmd_on_pasted_crops(tmp_path):
     assert "dlib on the crops pasted back" in markdown
     assert "model: 0 of 64 frames scored (64 without a face in the real frame" in markdown, markdown
 
-    source = pipeline.load_builder("grid", config.data_dir).as_data_source(split="test")
+    source = datasets.open_split("grid", "test", config.data_dir)
     scorer, reason = report._real_lmd(config, source, "")
     assert scorer is None and "LMD left out" in reason
 

@@ -182,11 +182,9 @@ def load_regressor(path=None) -> dict:
 
 def load_split(data_dir, config_name: str, split: str) -> list[dict]:
     """The utterances of one split of synthetic_lips as {"frames", "landmarks"} arrays."""
-    import data_pipeline  # noqa: F401  (registers the builder; imported late: it loads TFDS)
-    from data_pipeline.synthetic_lips import SyntheticLips
+    from lipjax.data import datasets  # imported late: it loads TFDS
 
-    builder = SyntheticLips(config=config_name, data_dir=str(data_dir))
-    source = builder.as_data_source(split=split)
+    source = datasets.open_split(f"synthetic_lips/{config_name}", split, str(data_dir))
     utterances = []
     for index in range(len(source)):
         example = source[index]

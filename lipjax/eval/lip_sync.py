@@ -48,7 +48,7 @@ import scipy.ndimage
 import tqdm
 
 from lipjax.data import audio as audio_lib
-from lipjax.data import pipeline
+from lipjax.data import datasets, pipeline
 from lipjax.models.sync_expert import (
     LIP_SIZE,
     MELS_PER_FRAME,
@@ -109,7 +109,7 @@ def load_utterances(
     dataset: str, split: str, data_dir: str | None = None, limit: int | None = None
 ) -> list[Utterance]:
     """The utterances of one split of a built lipjax dataset (e.g. "synthetic_lips/small")."""
-    source = pipeline.open_split(dataset, split, data_dir)
+    source = datasets.open_split(dataset, split, data_dir)
     count = len(source) if limit is None else min(limit, len(source))
     return [utterance_from_example(source[index]) for index in range(count)]
 

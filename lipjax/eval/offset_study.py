@@ -32,7 +32,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 
 from data_pipeline.synthetic_lips import analysis
-from lipjax.data import pipeline
+from lipjax.data import datasets, pipeline
 
 MAX_OFFSET = 7  # the paper's offsets 0..7
 MELS_PER_FRAME = pipeline.MELS_PER_FRAME
@@ -174,7 +174,7 @@ def plot_figure_4(result: dict, path: pathlib.Path, num_examples: int = 4) -> pa
 
 def load_examples(dataset: str, split: str, data_dir: str | None, limit: int | None = None):
     """Decoded utterances of a built dataset's split."""
-    source = pipeline.open_split(dataset, split, data_dir)
+    source = datasets.open_split(dataset, split, data_dir)
     count = len(source) if limit is None else min(limit, len(source))
     return (source[index] for index in range(count))
 
