@@ -194,16 +194,13 @@ def test_config_from_json_keeps_new_defaults(tmp_path):
 def test_the_offset_study_tool_on_a_built_dataset(data_dir, tmp_path):
     from lipjax.eval import offset_study
 
-    summary = offset_study.main(
-        ["--dataset=synthetic_lips/tiny", f"--data_dir={data_dir}", "--split=train",
-         f"--output={tmp_path}"]
-    )  # fmt: skip
+    summary, files = offset_study.run("synthetic_lips/tiny", "train", tmp_path, data_dir)
     assert summary["utterances"] == 16 and summary["delays_known"] == 16
     assert summary["share_best_offset_within_one_frame"] >= 0.75
     assert (tmp_path / "offset_study_train_opening_envelope.png").stat().st_size > 0
+    assert {f.suffix for f in files} == {".png", ".json", ".csv"}
     with pytest.raises(ValueError, match="split"):
-        offset_study.main(["--dataset=synthetic_lips/tiny", f"--data_dir={data_dir}",
-                           "--split=dev", f"--output={tmp_path}"])  # fmt: skip
+        offset_study.run("synthetic_lips/tiny", "dev", tmp_path, data_dir)
 
 
 def test_a_real_corpus_gets_dlib_lmd_on_pasted_crops(tmp_path):
