@@ -11,7 +11,12 @@ import sys
 import pytest
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
-SNIPPETS = re.findall(r"^```python\n(.*?)^```", (REPO_ROOT / "README.md").read_text(), re.M | re.S)
+README = (REPO_ROOT / "README.md").read_text()
+# {"README.md:LINE": code} of every ```python block.
+SNIPPETS = {
+    f"README.md:{README.count(chr(10), 0, match.start()) + 1}": match.group(1)
+    for match in re.finditer(r"^```python\n(.*?)^```", README, re.M | re.S)
+}
 TIMEOUT_S = 240  # a tiny corpus build or a first generate() on 2 busy cores: about 60 s
 
 
@@ -19,8 +24,9 @@ def test_the_readme_has_python_snippets():
     assert SNIPPETS, "README.md: no ```python blocks found"
 
 
-@pytest.mark.parametrize("snippet", SNIPPETS, ids=lambda text: text.splitlines()[-1][:40])
-def test_snippet_runs_as_a_plain_script(snippet, tmp_path):
+@pytest.mark.parametrize("where", SNIPPETS)
+def test_snippet_runs_as_a_plain_script(where, tmp_path):
+    snippet = SNIPPETS[where]
     script = tmp_path / "snippet.py"
     script.write_text(snippet)
     env = {
@@ -34,5 +40,5 @@ def test_snippet_runs_as_a_plain_script(snippet, tmp_path):
             text=True, timeout=TIMEOUT_S,
         )  # fmt: skip
     except subprocess.TimeoutExpired:
-        pytest.fail(f"README snippet still running after {TIMEOUT_S} s:\n{snippet}")
-    assert done.returncode == 0, f"{snippet}\n{done.stderr[-3000:]}"
+        pytest.fail(f"{where}: snippet still running after {TIMEOUT_S} s:\n{snippet}")
+    assert done.returncode == 0, f"{where}:\n{snippet}\n{done.stderr[-3000:]}"
