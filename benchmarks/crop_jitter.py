@@ -14,12 +14,12 @@ of the crop's side (2r), and the same for the mouth landmarks in crop pixels.
 
 from __future__ import annotations
 
-import argparse
 import pathlib
 import tempfile
 
 import numpy as np
 import skimage.data
+from absl import app, flags
 
 from data_pipeline import preprocess
 from lipjax.data import crop, landmarks, video_io
@@ -47,11 +47,19 @@ def jitter(points: np.ndarray, window: int) -> dict[str, float]:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--frames", type=int, default=75)
-    parser.add_argument("--noise", type=float, default=2.0, help="sensor noise, grey levels")
-    args = parser.parse_args()
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    """The command line's flags (defined on demand, so that importing this module defines none)."""
+    flags.DEFINE_integer("frames", 75, "frames of the still face", lower_bound=2)
+    flags.DEFINE_float("noise", 2.0, "sensor noise, grey levels")
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    args = FLAGS
     with tempfile.TemporaryDirectory() as tmp:
         video = pathlib.Path(tmp) / "still.mp4"
         still_face(video, args.frames, args.noise)
@@ -74,4 +82,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    define_flags()
+    app.run(main)

@@ -12,7 +12,6 @@ pinned to 2 cores.
 
 from __future__ import annotations
 
-import argparse
 import os
 import pathlib
 import shutil
@@ -20,6 +19,7 @@ import tempfile
 import time
 
 import tensorflow_datasets as tfds
+from absl import app, flags
 
 from data_pipeline.grid import Grid
 from data_pipeline.synthetic_lips import CONFIGS, export
@@ -45,13 +45,21 @@ def build(data_dir: pathlib.Path, copies: int) -> Grid:
     return builder
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--data_dir", default="/tmp/lipjax_bench_tfds")
-    parser.add_argument("--copies", type=int, default=10)
-    parser.add_argument("--batches", type=int, default=40)
-    parser.add_argument("--batch_size", type=int, default=24)
-    args = parser.parse_args()
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    """The command line's flags (defined on demand, so that importing this module defines none)."""
+    flags.DEFINE_string("data_dir", "/tmp/lipjax_bench_tfds", "TFDS data dir (the build is cached)")
+    flags.DEFINE_integer("copies", 10, "copies of the exported tiny corpus", lower_bound=1)
+    flags.DEFINE_integer("batches", 40, "batches timed per reader", lower_bound=1)
+    flags.DEFINE_integer("batch_size", 24, "clips per batch", lower_bound=1)
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    args = FLAGS
     os.sched_setaffinity(0, {0, 1})
     builder = build(pathlib.Path(args.data_dir), args.copies)
     index = pipeline.window_index("grid", "train", args.data_dir, cache_dir=args.data_dir)
@@ -78,4 +86,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    define_flags()
+    app.run(main)

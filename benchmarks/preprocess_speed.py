@@ -11,7 +11,6 @@ one thread, as in a build (one process per core). Prints a table: the whole
 
 from __future__ import annotations
 
-import argparse
 import os
 import pathlib
 import tempfile
@@ -20,6 +19,7 @@ import time
 import numpy as np
 import scipy.io.wavfile
 import skimage.data
+from absl import app, flags
 
 from data_pipeline import preprocess
 from lipjax.data import audio, landmarks, video_io
@@ -54,12 +54,20 @@ def best_of(repeats: int, function) -> float:
     return min(times)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--frames", type=int, default=75)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--core", type=int, default=0, help="CPU core to pin the process to")
-    args = parser.parse_args()
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    """The command line's flags (defined on demand, so that importing this module defines none)."""
+    flags.DEFINE_integer("frames", 75, "frames of the clip", lower_bound=1)
+    flags.DEFINE_integer("repeats", 3, "runs of each stage (the fastest counts)", lower_bound=1)
+    flags.DEFINE_integer("core", 0, "CPU core to pin the process to", lower_bound=0)
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    args = FLAGS
     os.sched_setaffinity(0, {args.core})
     with tempfile.TemporaryDirectory() as tmp:
         utterance = make_clip(pathlib.Path(tmp), args.frames)
@@ -95,4 +103,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    define_flags()
+    app.run(main)

@@ -15,7 +15,6 @@ to a temporary directory, never to benchmarks/: its figures are not results.
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import json
 import os
@@ -26,6 +25,7 @@ import tempfile
 import time
 
 import measure
+from absl import app, flags
 
 BENCHMARKS = pathlib.Path(__file__).resolve().parent
 SCRIPTS = ("train_step", "generate_speed", "upsampling", "scaling")
@@ -249,41 +249,43 @@ def assemble(results_dir: pathlib.Path, output: pathlib.Path, commands: list[str
 # ------------------------------------------------------------------------ main
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="tiny sizes, to a temp dir")
-    parser.add_argument("--only", default="", help=f"comma-separated subset of {SCRIPTS}")
-    parser.add_argument("--results_dir", default=None, help="default: benchmarks/results")
-    parser.add_argument("--output", default=None, help="default: benchmarks/RESULTS.md")
-    parser.add_argument("--assemble_only", action="store_true", help="run no benchmark")
-    parser.add_argument("--timeout", type=float, default=4 * 3600, help="seconds per script")
-    args = parser.parse_args(argv)
-    scratch = pathlib.Path(tempfile.gettempdir()) / "lipjax_benchmarks_quick"
-    if args.results_dir is None:
-        args.results_dir = str(scratch / "results" if args.quick else BENCHMARKS / "results")
-    if args.output is None:
-        args.output = str(scratch / "RESULTS.md" if args.quick else BENCHMARKS / "RESULTS.md")
-    args.only = args.only.split(",") if args.only else list(SCRIPTS)
-    for name in args.only:
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    """The command line's flags (defined on demand, so that importing this module defines none)."""
+    flags.DEFINE_bool("quick", False, "tiny sizes, to a temp dir")
+    flags.DEFINE_list("only", [], f"comma-separated subset of {SCRIPTS} (default: all)")
+    flags.DEFINE_string("results_dir", None, "default: benchmarks/results")
+    flags.DEFINE_string("output", None, "default: benchmarks/RESULTS.md")
+    flags.DEFINE_bool("assemble_only", False, "run no benchmark")
+    flags.DEFINE_float("timeout", 4 * 3600, "seconds per script")
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    only = FLAGS.only or list(SCRIPTS)
+    for name in only:
         if name not in SCRIPTS:
-            parser.error(f"--only: unknown script {name!r}; choose from {','.join(SCRIPTS)}")
-    return args
-
-
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    results_dir, output = pathlib.Path(args.results_dir), pathlib.Path(args.output)
-    arguments = sys.argv[1:] if argv is None else list(argv)
-    commands = [" ".join(["python", "benchmarks/run_all.py", *arguments])]
+            raise app.UsageError(
+                f"--only: unknown script {name!r}; choose from {','.join(SCRIPTS)}"
+            )
+    scratch = pathlib.Path(tempfile.gettempdir()) / "lipjax_benchmarks_quick"
+    default_results = scratch / "results" if FLAGS.quick else BENCHMARKS / "results"
+    default_output = scratch / "RESULTS.md" if FLAGS.quick else BENCHMARKS / "RESULTS.md"
+    results_dir = pathlib.Path(FLAGS.results_dir or default_results)
+    output = pathlib.Path(FLAGS.output or default_output)
+    commands = [" ".join(["python", "benchmarks/run_all.py", *sys.argv[1:]])]
     failures = []
-    if not args.assemble_only:
+    if not FLAGS.assemble_only:
         platform = probe_platform()
         results_dir.mkdir(parents=True, exist_ok=True)
-        for name in args.only:
+        for name in only:
             print(f"== {name} ({platform})", flush=True)
             json_path = results_dir / f"{name}.{platform}.json"
             json_path.unlink(missing_ok=True)  # a failed run leaves no stale figures
-            code, seconds, _ = run_script(name, json_path, args.quick, args.timeout)
+            code, seconds, _ = run_script(name, json_path, FLAGS.quick, FLAGS.timeout)
             print(f"== {name}: exit {code} after {seconds:.0f} s", flush=True)
             if code != 0:
                 failures.append(name)
@@ -296,4 +298,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    define_flags()
+    app.run(main)  # exits with main's return code

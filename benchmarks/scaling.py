@@ -19,7 +19,6 @@ forced CPU devices each, joined through a coordinator on 127.0.0.1.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import pathlib
@@ -27,8 +26,10 @@ import re
 import socket
 import subprocess
 import sys
+import types
 
 import measure
+from absl import app, flags
 
 SCRIPT = pathlib.Path(__file__).resolve()
 COLUMNS = [
@@ -296,32 +297,36 @@ def run(args) -> list[measure.Table]:
     return [table]
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="tiny model, pixel loss only")
-    parser.add_argument("--config", default=None, help="grid or synthetic (default by backend)")
-    parser.add_argument("--dtype", default=None)
-    parser.add_argument("--strong_batch", type=int, default=None, help="global batch")
-    parser.add_argument("--weak_batch", type=int, default=None, help="batch per device")
-    parser.add_argument("--steps", type=int, default=None)
-    parser.add_argument("--warmup", type=int, default=None)
-    parser.add_argument("--repeats", type=int, default=None)
-    parser.add_argument("--timeout", type=float, default=3600.0, help="seconds per worker")
-    parser.add_argument(
-        "--no_processes_rows",
-        dest="processes_rows",
-        action="store_false",
-        help="skip the 2-process jax.distributed rows (CPU only)",
-    )
-    parser.add_argument("--json", default=None, help="also write the tables here (run_all)")
-    # Worker mode.
-    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--devices", type=int, default=1, help=argparse.SUPPRESS)
-    parser.add_argument("--global_batch", type=int, default=8, help=argparse.SUPPRESS)
-    parser.add_argument("--processes", type=int, default=1, help=argparse.SUPPRESS)
-    parser.add_argument("--process_id", type=int, default=0, help=argparse.SUPPRESS)
-    parser.add_argument("--coordinator", default="", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    """The command line's flags (defined on demand, so that importing this module defines none)."""
+    flags.DEFINE_bool("quick", False, "tiny model, pixel loss only")
+    flags.DEFINE_string("config", None, "grid or synthetic (default by backend)")
+    flags.DEFINE_string("dtype", None, "float32 or bfloat16 (default by backend)")
+    flags.DEFINE_integer("strong_batch", None, "global batch")
+    flags.DEFINE_integer("weak_batch", None, "batch per device")
+    flags.DEFINE_integer("steps", None, "timed steps per repeat")
+    flags.DEFINE_integer("warmup", None, "untimed steps first")
+    flags.DEFINE_integer("repeats", None, "repeats (the median counts)")
+    flags.DEFINE_float("timeout", 3600.0, "seconds per worker")
+    flags.DEFINE_bool("no_processes_rows", False, "skip the 2-process jax.distributed rows (CPU)")
+    flags.DEFINE_string("json", None, "also write the tables here (run_all)")
+    # The worker's flags: `run` sets them on the command lines of the processes it starts.
+    flags.DEFINE_bool("worker", False, "internal: measure one row")
+    flags.DEFINE_integer("devices", 1, "internal: the worker's devices")
+    flags.DEFINE_integer("global_batch", 8, "internal: the worker's global batch")
+    flags.DEFINE_integer("processes", 1, "internal: processes of the worker's job")
+    flags.DEFINE_integer("process_id", 0, "internal: the worker's process id")
+    flags.DEFINE_string("coordinator", "", "internal: the worker's coordinator host:port")
+
+
+def arguments_from_flags(_argv=None) -> types.SimpleNamespace:
+    """The parsed flags as the attributes `run` and `measure_worker` read, the settings left
+    unset filled in for the backend."""
+    args = types.SimpleNamespace(**FLAGS.flag_values_dict())
+    args.processes_rows = not args.no_processes_rows
     if args.worker:
         return args
     import jax
@@ -339,9 +344,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def main(argv=None) -> None:
-    measure.script_main(SCRIPT, parse_args, run, argv, worker=measure_worker)
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    measure.script_main(SCRIPT, arguments_from_flags, run, worker=measure_worker)
 
 
 if __name__ == "__main__":
-    main()
+    define_flags()
+    app.run(main)

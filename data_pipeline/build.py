@@ -11,12 +11,11 @@ build report (skipped utterances by reason).
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 import time
 
 import tensorflow_datasets as tfds
+from absl import app, flags
 
 from data_pipeline import preprocess
 from data_pipeline.grid import Grid
@@ -30,27 +29,33 @@ def beam_options(text: str):
     """Beam PipelineOptions from "key=value,key=value" (tfds build's format)."""
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    flags = [f"--{item.strip()}" for item in text.split(",") if item.strip()]
-    return PipelineOptions(flags)
+    options = [f"--{item.strip()}" for item in text.split(",") if item.strip()]
+    return PipelineOptions(options)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m data_pipeline.build")
-    parser.add_argument("name", choices=sorted(BUILDERS))
-    parser.add_argument("--manual_dir", required=True, help="the corpus as downloaded")
-    parser.add_argument("--data_dir", default=None, help="TFDS data dir")
-    parser.add_argument("--config", default=None, help="builder config (default: default)")
-    parser.add_argument("--num_workers", type=int, default=None, help="local processes")
-    parser.add_argument(
-        "--beam_pipeline_options", default="", help='build on Beam, e.g. "runner=DirectRunner"'
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    """The command line's flags (defined on demand, so that importing this module defines none)."""
+    flags.DEFINE_string("manual_dir", None, "the corpus as downloaded")
+    flags.DEFINE_string("data_dir", None, "TFDS data dir")
+    flags.DEFINE_string("config", None, "builder config (default: default)")
+    flags.DEFINE_integer("num_workers", None, "local processes", lower_bound=1)
+    flags.DEFINE_string("beam_pipeline_options", "", 'build on Beam, e.g. "runner=DirectRunner"')
+    flags.mark_flag_as_required("manual_dir")
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) != 2 or argv[1] not in BUILDERS:
+        raise app.UsageError(f"expected one corpus name, one of {sorted(BUILDERS)}; got {argv[1:]}")
+    name = argv[1]
+    builder = BUILDERS[name](
+        config=FLAGS.config, data_dir=FLAGS.data_dir, num_workers=FLAGS.num_workers
     )
-    args = parser.parse_args(argv)
-    builder = BUILDERS[args.name](
-        config=args.config, data_dir=args.data_dir, num_workers=args.num_workers
-    )
-    download = {"manual_dir": args.manual_dir}
-    if args.beam_pipeline_options:
-        download["beam_options"] = beam_options(args.beam_pipeline_options)
+    download = {"manual_dir": FLAGS.manual_dir}
+    if FLAGS.beam_pipeline_options:
+        download["beam_options"] = beam_options(FLAGS.beam_pipeline_options)
     start = time.perf_counter()
     builder.download_and_prepare(download_config=tfds.download.DownloadConfig(**download))
     print(f"Built {builder.info.full_name} in {builder.data_dir} "
@@ -61,8 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     for split, summary in report.items():
         summary = {k: v for k, v in summary.items() if k != "skipped_files"}
         print(f"  report {split}: {json.dumps(summary)}")
-    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    define_flags()
+    app.run(main)

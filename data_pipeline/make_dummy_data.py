@@ -3,14 +3,15 @@ utterances of `synthetic_lips/tiny` exported in each corpus's layout, with landm
 sidecars (the builders' "auto" landmark source reads them; dlib cannot see a rendered
 face). Short clips keep the files small.
 
-    python -m data_pipeline.make_dummy_data
+    python -m data_pipeline.make_dummy_data [grid lrw ldc]   (default: all three)
 """
 
 from __future__ import annotations
 
-import argparse
 import pathlib
 import shutil
+
+from absl import app
 
 from data_pipeline.synthetic_lips import CONFIGS, export
 
@@ -40,16 +41,14 @@ def make(name: str, out_dir: pathlib.Path | None = None) -> pathlib.Path:
     return out_dir
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m data_pipeline.make_dummy_data")
-    parser.add_argument("builders", nargs="*", help=f"some of {sorted(DUMMY)} (default: all)")
-    names = parser.parse_args(argv).builders or sorted(DUMMY)
+def main(argv: list[str]) -> None:
+    names = argv[1:] or sorted(DUMMY)
     unknown = sorted(set(names) - set(DUMMY))
     if unknown:
-        parser.error(f"unknown builders {unknown}, expected some of {sorted(DUMMY)}")
+        raise app.UsageError(f"unknown builders {unknown}, expected some of {sorted(DUMMY)}")
     for name in names:
         print(f"{name}: {make(name)}")
 
 
 if __name__ == "__main__":
-    main()
+    app.run(main)

@@ -21,7 +21,6 @@ import collections
 import dataclasses
 import json
 import logging
-import multiprocessing
 import os
 import pathlib
 import zlib
@@ -32,7 +31,7 @@ from tensorflow_datasets.core import file_adapters
 from tensorflow_datasets.core import writer as writer_lib
 
 from data_pipeline import preprocess
-from lipjax.data import features
+from lipjax.data import features, workers
 
 logger = logging.getLogger(__name__)
 
@@ -193,22 +192,13 @@ class RealCorpusBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True)
     def _generate_locally(self, split, utterances, options, report):
         work = [(utterance, options) for utterance in utterances]
         records = []
-        if self._num_workers == 1 or len(work) < 8:
-            outcomes = map(_process, work)
-            pool = None
-        else:
-            # spawn, not fork: the parent may hold JAX or dlib state that must not be copied.
-            pool = multiprocessing.get_context("spawn").Pool(min(self._num_workers, len(work)))
-            outcomes = pool.imap(_process, work, chunksize=1)
-        try:
-            for outcome in outcomes:
-                records.append(outcome.record())
-                if outcome.example is not None:
-                    yield outcome.utterance.key, outcome.example
-        finally:
-            if pool is not None:
-                pool.close()
-                pool.join()
+        # Fresh worker processes that never re-import the caller's __main__ (see
+        # lipjax.data.workers), and hold no copy of this process's JAX or dlib state.
+        num_workers = 1 if len(work) < 8 else self._num_workers
+        for outcome in workers.ordered_map(_process, work, num_workers):
+            records.append(outcome.record())
+            if outcome.example is not None:
+                yield outcome.utterance.key, outcome.example
         preprocess.write_report(report, records)
         summary = preprocess.summarize(records)
         if summary["skipped"]:

@@ -194,16 +194,13 @@ def test_config_from_json_keeps_new_defaults(tmp_path):
 def test_the_offset_study_tool_on_a_built_dataset(data_dir, tmp_path):
     from lipjax.eval import offset_study
 
-    summary = offset_study.main(
-        ["--dataset=synthetic_lips/tiny", f"--data_dir={data_dir}", "--split=train",
-         f"--output={tmp_path}"]
-    )  # fmt: skip
+    summary, files = offset_study.run("synthetic_lips/tiny", "train", tmp_path, data_dir)
     assert summary["utterances"] == 16 and summary["delays_known"] == 16
     assert summary["share_best_offset_within_one_frame"] >= 0.75
     assert (tmp_path / "offset_study_train_opening_envelope.png").stat().st_size > 0
+    assert {f.suffix for f in files} == {".png", ".json", ".csv"}
     with pytest.raises(ValueError, match="split"):
-        offset_study.main(["--dataset=synthetic_lips/tiny", f"--data_dir={data_dir}",
-                           "--split=dev", f"--output={tmp_path}"])  # fmt: skip
+        offset_study.run("synthetic_lips/tiny", "dev", tmp_path, data_dir)
 
 
 def test_a_real_corpus_gets_dlib_lmd_on_pasted_crops(tmp_path):
@@ -211,7 +208,7 @@ def test_a_real_corpus_gets_dlib_lmd_on_pasted_crops(tmp_path):
     the source videos (rendered faces, which dlib does not see: every frame is counted as
     faceless and the LMD is NaN, nothing crashes); without a manual_dir it is left out."""
     import data_pipeline
-    from lipjax.data import pipeline
+    from lipjax.data import datasets
 
     config = _config(str(tmp_path / "tfds"))
     config.dataset = "grid"
@@ -227,7 +224,7 @@ def test_a_real_corpus_gets_dlib_lmd_on_pasted_crops(tmp_path):
     assert "dlib on the crops pasted back" in markdown
     assert "model: 0 of 64 frames scored (64 without a face in the real frame" in markdown, markdown
 
-    source = pipeline.load_builder("grid", config.data_dir).as_data_source(split="test")
+    source = datasets.open_split("grid", "test", config.data_dir)
     scorer, reason = report._real_lmd(config, source, "")
     assert scorer is None and "LMD left out" in reason
 

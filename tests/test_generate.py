@@ -17,7 +17,7 @@ from PIL import Image
 from data_pipeline.synthetic_lips import corpus, speech, synthetic_lips
 from lipjax import configs
 from lipjax.data import audio as audio_lib
-from lipjax.data import pipeline, video_io
+from lipjax.data import datasets, pipeline, video_io
 from lipjax.inference import generate as generate_module
 from lipjax.inference.weights import Weights, load_weights, save_weights
 from lipjax.train import train_step, trainer
@@ -348,8 +348,7 @@ def _held_out_speaker_inputs(config, root) -> tuple[np.ndarray, np.ndarray]:
     corpus_config = synthetic_lips.CONFIGS["tiny"]
     test_speaker = corpus.make_speakers(corpus_config)[corpus_config.num_train_speakers]
     spoken = speech.synthesize(LONG_TEXT, test_speaker.voice)
-    builder = pipeline.load_builder(config.dataset, config.data_dir)
-    source = builder.as_data_source(split="test")
+    source = datasets.open_split(config.dataset, "test", config.data_dir)
     names = [source[i]["speaker"] for i in range(len(source))]
     names = [n.decode() if isinstance(n, bytes) else n for n in names]
     example = source[names.index(test_speaker.speaker_id)]

@@ -2,6 +2,8 @@
 
 import pathlib
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -14,6 +16,7 @@ from data_pipeline.synthetic_lips import CONFIGS, corpus, export
 from lipjax.data import audio, crop, pipeline, video_io
 
 DUMMY = pathlib.Path(grid.__file__).parent / "dummy_data"
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 DUMMY_SPLITS = {"train": 4, "validation": 1, "test": 2}
 TINY = CONFIGS["tiny"]
 
@@ -207,11 +210,14 @@ def test_beam_build_equals_the_local_build(dummy, tmp_path):
     assert {s: r["examples"] for s, r in report.items()} == DUMMY_SPLITS
 
 
-def test_build_command_line(tmp_path, capsys):
-    from data_pipeline.build import main
-
-    main(["grid", f"--manual_dir={DUMMY}", f"--data_dir={tmp_path}", "--num_workers=1"])
-    printed = capsys.readouterr().out
+def test_build_command_line(tmp_path):
+    command = [sys.executable, "-m", "data_pipeline.build", "grid", f"--manual_dir={DUMMY}"]
+    done = subprocess.run(
+        [*command, f"--data_dir={tmp_path}", "--num_workers=1"],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    printed = done.stdout
     assert "train: 4 utterances" in printed and '"skipped": 0' in printed
     version = str(Grid.VERSION)
     assert (tmp_path / "grid" / "default" / version / "build_report" / "train.jsonl").is_file()

@@ -7,7 +7,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from lipjax.data import pipeline
+from lipjax.data import datasets, pipeline
 
 DATASET = "synthetic_lips/tiny"
 BATCH = 8  # conftest forces 8 CPU devices: one row per device
@@ -26,7 +26,7 @@ def cache_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def examples(data_dir):
     """Decoded utterances of every split, in split order."""
-    builder = pipeline.load_builder(DATASET, data_dir)
+    builder = datasets.open_builder(DATASET, data_dir)
     sources = {split: builder.as_data_source(split=split) for split in ("train", "test")}
     return {split: [source[i] for i in range(len(source))] for split, source in sources.items()}
 
@@ -277,7 +277,7 @@ def test_unbuilt_dataset_names_the_build_command(tmp_path):
         )
     command = f"python -m data_pipeline.synthetic_lips build --config=tiny --data_dir={tmp_path}"
     assert command in str(error.value)
-    generic = pipeline.build_command("grid/default", "/data")
+    generic = datasets.build_command("grid/default", "/data")
     assert generic.startswith("python -m data_pipeline.build grid --manual_dir=")
     assert "--config=default" in generic and "--data_dir=/data" in generic
 

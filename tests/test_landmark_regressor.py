@@ -21,10 +21,11 @@ def tiny_dir(tiny_data_dir):
 
 @pytest.fixture(scope="module")
 def trained(tiny_dir, tmp_path_factory):
-    """A short training run on tiny through the command line."""
+    """A short training run on tiny, saved to a workdir."""
     workdir = tmp_path_factory.mktemp("regressor")
-    argv = [f"--data_dir={tiny_dir}", "--config=tiny", f"--workdir={workdir}"]
-    report = lr.main([*argv, "--steps=300", "--batch_size=8", "--learning_rate=2e-3"])
+    _, report = lr.train_regressor(
+        tiny_dir, "tiny", steps=300, batch_size=8, workdir=workdir, learning_rate=2e-3
+    )
     return workdir, report
 
 

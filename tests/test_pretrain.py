@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import shutil
 
 import jax
@@ -212,13 +211,6 @@ def test_flownet_resumes_at_stage_granularity(flownet_run, tmp_path, monkeypatch
     assert rerun["synthetic"] == report["synthetic"]
     assert rerun["finetune"]["targets_cached"]
     assert (copy / pretrain_flownet.FLOWNET_CHECKPOINT).exists()
-
-
-def test_missing_dataset_names_the_build_command(tmp_path):
-    with pytest.raises(
-        FileNotFoundError, match=re.escape("python -m data_pipeline.synthetic_lips build")
-    ):
-        pretrain_flownet.open_prepared_builder("synthetic_lips/tiny", str(tmp_path))
 
 
 def test_training_resumes_after_a_kill(tmp_path):

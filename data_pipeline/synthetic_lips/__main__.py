@@ -8,26 +8,15 @@ python -m data_pipeline.synthetic_lips study   --config=small --split=train [--o
 
 from __future__ import annotations
 
-import argparse
 import json
 import pathlib
-import sys
 import time
 
 import numpy as np
+from absl import app, flags
 
 from data_pipeline.synthetic_lips import CONFIGS, SyntheticLips, analysis, corpus, export, preview
-
-
-def load_builder(config: str, data_dir: str | None, num_workers: int | None) -> SyntheticLips:
-    """The builder of one config, built (prepared) if it is not on disk yet."""
-    builder = SyntheticLips(config=config, data_dir=data_dir, num_workers=num_workers)
-    if not builder.is_prepared():
-        start = time.perf_counter()
-        print(f"Building synthetic_lips/{config} in {builder.data_dir} ...", flush=True)
-        builder.download_and_prepare()
-        print(f"Built in {time.perf_counter() - start:.1f} s", flush=True)
-    return builder
+from lipjax.data import datasets
 
 
 def run_study(builder: SyntheticLips, split: str, out_dir: pathlib.Path | None) -> dict:
@@ -93,46 +82,70 @@ def _plot_offsets(offsets: dict, path: pathlib.Path) -> None:
     plt.close(figure)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m data_pipeline.synthetic_lips")
-    commands = parser.add_subparsers(dest="command", required=True)
-    for name in ("build", "preview", "export", "study"):
-        command = commands.add_parser(name)
-        command.add_argument("--config", default="small", help=f"one of {sorted(CONFIGS)}")
-        command.add_argument("--data_dir", default=None, help="TFDS data dir")
-        command.add_argument("--num_workers", type=int, default=None, help="build processes")
-        if name == "build":
-            command.add_argument("--preview_dir", default=None, help="also write a preview")
-        if name in ("preview", "export", "study"):
-            command.add_argument("--out", required=name != "study", help="output directory")
-        if name == "export":
-            command.add_argument("--limit", type=int, default=None, help="utterances per split")
-        if name == "study":
-            command.add_argument("--split", default="train", choices=corpus.SPLITS)
-    args = parser.parse_args(argv)
-    if args.config not in CONFIGS:
-        parser.error(f"--config: unknown corpus {args.config!r}, expected one of {sorted(CONFIGS)}")
+COMMANDS = ("build", "preview", "export", "study")
+# Flags besides --config, --data_dir and --num_workers that each command takes.
+COMMAND_FLAGS = {
+    "build": {"preview_dir"},
+    "preview": {"out"},
+    "export": {"out", "limit"},
+    "study": {"out", "split"},
+}
+FLAGS = flags.FLAGS
 
-    if args.command == "export":
+
+def define_flags() -> None:
+    """The command line's flags (defined on demand, so that importing this module defines none)."""
+    flags.DEFINE_string("config", "small", f"one of {sorted(CONFIGS)}")
+    flags.DEFINE_string("data_dir", None, "TFDS data dir")
+    flags.DEFINE_integer("num_workers", None, "build processes (default: one per core)")
+    flags.DEFINE_string("preview_dir", None, "build: also write a preview here")
+    flags.DEFINE_string("out", None, "output directory (preview, export: required; study)")
+    flags.DEFINE_integer("limit", None, "export: utterances per split")
+    flags.DEFINE_enum("split", "train", corpus.SPLITS, "study: the split")
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) != 2 or argv[1] not in COMMANDS:
+        raise app.UsageError(f"expected one command, one of {list(COMMANDS)}; got {argv[1:]}")
+    command = argv[1]
+    for name in set().union(*COMMAND_FLAGS.values()) - COMMAND_FLAGS[command]:
+        if FLAGS[name].present:
+            raise app.UsageError(f"--{name} does not apply to {command}")
+    if command in ("preview", "export") and not FLAGS.out:
+        raise app.UsageError(f"{command} needs --out=DIR")
+    if FLAGS.config not in CONFIGS:
+        raise app.UsageError(
+            f"--config: unknown corpus {FLAGS.config!r}, expected one of {sorted(CONFIGS)}"
+        )
+
+    if command == "export":
         manifest = export.export(
-            CONFIGS[args.config], args.out, limit_per_split=args.limit,
-            num_workers=args.num_workers,
+            CONFIGS[FLAGS.config], FLAGS.out, limit_per_split=FLAGS.limit,
+            num_workers=FLAGS.num_workers,
         )  # fmt: skip
         print(f"Wrote GRID-layout files and {manifest}")
-        return 0
-    builder = load_builder(args.config, args.data_dir, args.num_workers)
-    if args.command == "build":
+        return
+    builder = datasets.open_builder(
+        f"synthetic_lips/{FLAGS.config}", FLAGS.data_dir, prepared=False,
+        num_workers=FLAGS.num_workers,
+    )  # fmt: skip
+    if not builder.is_prepared():
+        start = time.perf_counter()
+        print(f"Building synthetic_lips/{FLAGS.config} in {builder.data_dir} ...", flush=True)
+        builder.download_and_prepare()
+        print(f"Built in {time.perf_counter() - start:.1f} s", flush=True)
+    if command == "build":
         for split, info in builder.info.splits.items():
             print(f"  {split}: {info.num_examples} utterances")
-    preview_dir = args.out if args.command == "preview" else getattr(args, "preview_dir", None)
+    preview_dir = FLAGS.out if command == "preview" else FLAGS.preview_dir
     if preview_dir:
         written = preview.preview(builder.as_data_source(split="test"), preview_dir)
         print(f"Preview: {written['contact_sheet']} and {len(written['clips'])} clips")
-    if args.command == "study":
-        out = pathlib.Path(args.out) if args.out else None
-        print(json.dumps(run_study(builder, args.split, out), indent=2))
-    return 0
+    if command == "study":
+        out = pathlib.Path(FLAGS.out) if FLAGS.out else None
+        print(json.dumps(run_study(builder, FLAGS.split, out), indent=2))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    define_flags()
+    app.run(main)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import multiprocessing
 import os
 import pathlib
 from collections.abc import Iterable
@@ -33,7 +32,7 @@ import scipy.io.wavfile
 from tqdm import tqdm
 
 from data_pipeline.synthetic_lips import corpus
-from lipjax.data import audio, video_io
+from lipjax.data import audio, video_io, workers
 
 ALIGN_UNITS_PER_SECOND = 25 * 1000  # GRID: 1/1000 of a 25-fps frame
 LAYOUTS = ("grid", "lrw", "ldc")
@@ -228,11 +227,8 @@ def export(
     ]
     num_workers = min(num_workers or os.cpu_count() or 1, len(work))
     progress = {"total": len(work), "desc": "export", "unit": "utt"}
-    if num_workers <= 1:
-        rows = [_export_one(w) for w in tqdm(work, **progress)]
-    else:
-        with multiprocessing.get_context("spawn").Pool(num_workers) as pool:
-            rows = list(tqdm(pool.imap(_export_one, work), **progress))
+    # Worker processes that never re-import the caller's __main__ (lipjax.data.workers).
+    rows = list(tqdm(workers.ordered_map(_export_one, work, max(1, num_workers)), **progress))
     manifest = out_dir / "manifest.csv"
     with manifest.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))

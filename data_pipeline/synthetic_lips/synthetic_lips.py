@@ -11,13 +11,12 @@ or from Python, after `import data_pipeline`:
 from __future__ import annotations
 
 import dataclasses
-import multiprocessing
 import os
 
 import tensorflow_datasets as tfds
 
 from data_pipeline.synthetic_lips import corpus
-from lipjax.data import features
+from lipjax.data import features, workers
 
 _DESCRIPTION = """
 Synthetic talking lips with exact ground truth. GRID-grammar sentences ("bin blue at f
@@ -105,10 +104,7 @@ class SyntheticLips(tfds.core.GeneratorBasedBuilder):
     def _generate_examples(self, plans):
         config = self.builder_config.corpus
         work = [(plan, config) for plan in plans]
-        if self._num_workers == 1 or len(work) < 4:
-            yield from map(_make_example, work)
-            return
-        # spawn, not fork: the parent may hold JAX or eSpeak state that must not be copied.
-        context = multiprocessing.get_context("spawn")
-        with context.Pool(min(self._num_workers, len(work))) as pool:
-            yield from pool.imap(_make_example, work, chunksize=1)
+        # Fresh worker processes that never re-import the caller's __main__ (see
+        # lipjax.data.workers): the README's snippet works as a plain, unguarded script.
+        num_workers = 1 if len(work) < 4 else self._num_workers
+        yield from workers.ordered_map(_make_example, work, num_workers)

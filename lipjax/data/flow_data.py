@@ -24,13 +24,13 @@ quickly.
 from __future__ import annotations
 
 import functools
-import multiprocessing
-from collections.abc import Iterator
 
 import numpy as np
 from skimage.color import rgb2gray
 from skimage.registration import optical_flow_tvl1
 from tqdm import tqdm
+
+from lipjax.data import workers
 
 FLOW_SCALE = 20.0
 """Flows are stored and predicted in pixels / FLOW_SCALE (docs/design.md, "Optical flow")."""
@@ -552,20 +552,12 @@ def tvl1_flows(
     processes (1: in this process), with a progress bar."""
     flows = np.zeros((*pairs.shape[:-1], 2), np.float32)
     bar = tqdm(total=len(pairs), desc=description, disable=not progress, unit="pair")
-    results: Iterator[np.ndarray]
-    if num_workers <= 1 or len(pairs) < 8:
-        results = map(_tvl1_of_pair, pairs)
-        for index, flow in enumerate(results):
-            flows[index] = flow
-            bar.update()
-    else:
-        # spawn, not fork: the parent holds JAX's thread pools, which must not be copied.
-        context = multiprocessing.get_context("spawn")
-        with context.Pool(num_workers) as pool:
-            results = pool.imap(_tvl1_of_pair, pairs, chunksize=16)
-            for index, flow in enumerate(results):
-                flows[index] = flow
-                bar.update()
+    # Fresh worker processes (not fork: this process holds JAX's thread pools) that never
+    # re-import the caller's __main__ (lipjax.data.workers).
+    num_workers = 1 if len(pairs) < 8 else max(1, num_workers)
+    for index, flow in enumerate(workers.ordered_map(_tvl1_of_pair, pairs, num_workers)):
+        flows[index] = flow
+        bar.update()
     bar.close()
     return flows
 

@@ -61,7 +61,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 from etils import epath
 
-from lipjax.data import audio
+from lipjax.data import audio, datasets
 
 logger = logging.getLogger(__name__)
 
@@ -142,66 +142,6 @@ def inner_window_starts(num_frames: int, window: int = WINDOW_FRAMES, hop: int =
     frames: 0, hop, ... (training and evaluation windows; compare
     `lipjax.inference.generate.covering_window_starts`)."""
     return np.arange(0, num_frames - window + 1, hop, dtype=np.int64)
-
-
-def _split_name_and_config(dataset: str) -> tuple[str, str | None]:
-    name, _, config = dataset.partition(":")[0].partition("/")
-    return name, config or None
-
-
-def build_command(dataset: str, data_dir: str | None) -> str:
-    """The shell command that builds `dataset` ("name/config") as array_record."""
-    name, config = _split_name_and_config(dataset)
-    data_dir_flag = f" --data_dir={data_dir}" if data_dir else ""
-    if name == "synthetic_lips":
-        return (
-            f"python -m data_pipeline.synthetic_lips build "
-            f"--config={config or 'small'}{data_dir_flag}"
-        )
-    config_flag = f" --config={config}" if config else ""
-    return (
-        f"python -m data_pipeline.build {name} --manual_dir=DIR_OF_THE_DOWNLOAD"
-        f"{config_flag}{data_dir_flag}"
-    )
-
-
-def load_builder(dataset: str, data_dir: str | None) -> tfds.core.DatasetBuilder:
-    """The TFDS builder of `dataset` ("name/config"), e.g. "synthetic_lips/small".
-
-    It may not be built yet (`builder.is_prepared()`); the iterators raise
-    FileNotFoundError then. Raises ValueError for a name or config TFDS does not know.
-    """
-    import data_pipeline  # noqa: F401  (registers our builders with TFDS)
-
-    try:
-        return tfds.builder(dataset, data_dir=data_dir)
-    except (tfds.core.registered.DatasetNotFoundError, ValueError) as error:
-        name, _ = _split_name_and_config(dataset)
-        try:
-            configs = f"; its configs: {sorted(tfds.builder_cls(name).builder_configs)}"
-        except tfds.core.registered.DatasetNotFoundError:
-            configs = ""
-        first_line = str(error).splitlines()[0].rstrip(" :")  # TFDS then lists every dataset
-        raise ValueError(f"Unknown dataset {dataset!r}: {first_line}{configs}") from error
-
-
-def _prepared_builder(dataset: str, data_dir: str | None) -> tfds.core.DatasetBuilder:
-    builder = load_builder(dataset, data_dir)
-    if not builder.is_prepared():
-        raise FileNotFoundError(
-            f"Dataset {dataset!r} is not built in {builder.data_dir}. Build it with:\n"
-            f"  {build_command(dataset, data_dir)}"
-        )
-    return builder
-
-
-def open_split(dataset: str, split: str, data_dir: str | None) -> Sequence:
-    """The random-access source of one split of a built dataset; a clear error when the
-    dataset is not built (with the command that builds it) or has no such split."""
-    builder = _prepared_builder(dataset, data_dir)
-    if split not in builder.info.splits:
-        raise ValueError(f"split: {dataset} has {sorted(builder.info.splits)}, not {split!r}")
-    return builder.as_data_source(split=split)
 
 
 def _process_shard(
@@ -292,7 +232,7 @@ def _open_shard(
     """This process's data source and window index of `split`."""
     if window < 1 or hop < 1:
         raise ValueError(f"window and hop must be positive, got window={window}, hop={hop}")
-    builder = _prepared_builder(dataset, data_dir)
+    builder = datasets.open_builder(dataset, data_dir)
     process = (jax.process_index(), jax.process_count())
     shard, first_utterance, num_utterances = _process_shard(builder, split, *process)
     source = builder.as_data_source(split=shard)

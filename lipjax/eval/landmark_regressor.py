@@ -6,7 +6,7 @@ instead. It is trained on the exact ground-truth landmarks of the training split
 augmentations (small translation, scale and rotation of the crop, blur, colour and noise)
 that make it robust to the blurrier, slightly shifted frames that a generator produces.
 
-    python -m lipjax.eval.landmark_regressor --data_dir=/tmp/tfds_small --config=small \
+    python -m lipjax.cli.train_landmark_regressor --data_dir=/tmp/tfds_small --config=small \
         --workdir=DIR --steps=3000
 
 trains one, saves it to DIR/landmark_regressor (orbax) with DIR/landmark_regressor_report.json
@@ -16,7 +16,6 @@ and prints the report. A trained regressor ships in lipjax/assets/landmark_regre
 
 from __future__ import annotations
 
-import argparse
 import functools
 import importlib.resources
 import json
@@ -182,11 +181,9 @@ def load_regressor(path=None) -> dict:
 
 def load_split(data_dir, config_name: str, split: str) -> list[dict]:
     """The utterances of one split of synthetic_lips as {"frames", "landmarks"} arrays."""
-    import data_pipeline  # noqa: F401  (registers the builder; imported late: it loads TFDS)
-    from data_pipeline.synthetic_lips import SyntheticLips
+    from lipjax.data import datasets  # imported late: it loads TFDS
 
-    builder = SyntheticLips(config=config_name, data_dir=str(data_dir))
-    source = builder.as_data_source(split=split)
+    source = datasets.open_split(f"synthetic_lips/{config_name}", split, str(data_dir))
     utterances = []
     for index in range(len(source)):
         example = source[index]
@@ -424,31 +421,3 @@ def train_regressor(
         save_regressor(variables, workdir / CHECKPOINT_NAME)
         (workdir / REPORT_NAME).write_text(json.dumps(report, indent=2) + "\n")
     return variables, report
-
-
-def main(argv: Sequence[str] | None = None) -> dict:
-    """Command line: train a regressor and print its report."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data_dir", required=True, help="TFDS data_dir with synthetic_lips")
-    parser.add_argument("--config", default="small", help="synthetic_lips config name")
-    parser.add_argument("--workdir", required=True, help="where to save the regressor")
-    parser.add_argument("--steps", type=int, default=3000)
-    parser.add_argument("--batch_size", type=int, default=64)
-    parser.add_argument("--learning_rate", type=float, default=2e-3)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    _, report = train_regressor(
-        args.data_dir,
-        config_name=args.config,
-        steps=args.steps,
-        batch_size=args.batch_size,
-        seed=args.seed,
-        workdir=args.workdir,
-        learning_rate=args.learning_rate,
-    )
-    print(json.dumps(report, indent=2))
-    return report
-
-
-if __name__ == "__main__":
-    main()

@@ -20,9 +20,9 @@ s = +-1..+-K (off-sync by s frames) and every audio window of the other batch it
 expert thus learns true synchrony, and on held-out videos its offset recovers d (tested).
 Corpora whose delay is unknown (-1) are trained as if in sync.
 
-    python -m lipjax.eval.lip_sync train --dataset=synthetic_lips/small --data_dir=DIR \\
+    python -m lipjax.cli.train_sync_expert --dataset=synthetic_lips/small --data_dir=DIR \\
         --workdir=OUT [--steps=2500]
-    python -m lipjax.eval.lip_sync score --dataset=synthetic_lips/small --data_dir=DIR \\
+    python -m lipjax.cli.score_lip_sync --dataset=synthetic_lips/small --data_dir=DIR \\
         --split=test [--expert=OUT]
 
 A trained expert ships in lipjax/assets/sync_expert (`load_expert()` loads it).
@@ -30,7 +30,6 @@ A trained expert ships in lipjax/assets/sync_expert (`load_expert()` loads it).
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import functools
 import importlib.resources
@@ -48,7 +47,7 @@ import scipy.ndimage
 import tqdm
 
 from lipjax.data import audio as audio_lib
-from lipjax.data import pipeline
+from lipjax.data import datasets, pipeline
 from lipjax.models.sync_expert import (
     LIP_SIZE,
     MELS_PER_FRAME,
@@ -109,7 +108,7 @@ def load_utterances(
     dataset: str, split: str, data_dir: str | None = None, limit: int | None = None
 ) -> list[Utterance]:
     """The utterances of one split of a built lipjax dataset (e.g. "synthetic_lips/small")."""
-    source = pipeline.open_split(dataset, split, data_dir)
+    source = datasets.open_split(dataset, split, data_dir)
     count = len(source) if limit is None else min(limit, len(source))
     return [utterance_from_example(source[index]) for index in range(count)]
 
@@ -518,64 +517,52 @@ def baseline_scores(scorer: SyncScorer, utterances: Sequence[Utterance], shift: 
     }
 
 
-# ---------------------------------------------------------------- command line
+# ---------------------------------------------------------------- whole runs
 
 
-def main(argv: Sequence[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(prog="python -m lipjax.eval.lip_sync", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    for name in ("train", "score"):
-        command = commands.add_parser(name)
-        command.add_argument("--dataset", default=pipeline.DEFAULT_DATASET)
-        command.add_argument("--data_dir", default=None, help="TFDS data_dir")
-        command.add_argument("--seed", type=int, default=0)
-        if name == "train":
-            command.add_argument("--workdir", required=True, help="where to save the expert")
-            command.add_argument("--steps", type=int, default=2500)
-            command.add_argument("--batch_size", type=int, default=32)
-            command.add_argument("--learning_rate", type=float, default=1e-3)
-        else:
-            command.add_argument("--split", default="test")
-            command.add_argument("--expert", default=None, help="default: the shipped expert")
-            command.add_argument("--output", default=None, help="write the scores as JSON")
-    args = parser.parse_args(argv)
+def train_on_dataset(
+    dataset: str,
+    data_dir: str | None,
+    workdir: str | pathlib.Path,
+    *,
+    steps: int = 2500,
+    batch_size: int = 32,
+    learning_rate: float = 1e-3,
+    seed: int = 0,
+) -> dict:
+    """Trains an expert on the train split of a built dataset, checks it on validation and
+    on the offsets of the test split, saves it to `workdir`; returns its report."""
+    train = load_utterances(dataset, "train", data_dir)
+    validation = load_utterances(dataset, "validation", data_dir)
+    module = SyncExpert()
+    variables, report = train_expert(
+        train,
+        validation,
+        steps=steps,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        seed=seed,
+        module=module,
+    )
+    report["dataset"] = dataset
+    test = load_utterances(dataset, "test", data_dir)
+    report["test"] = offset_study(module, variables, test, injected_shifts=(-2, 0, 2))["summary"]
+    save_expert(variables, workdir, module, report)
+    return report
 
-    if args.command == "train":
-        train = load_utterances(args.dataset, "train", args.data_dir)
-        validation = load_utterances(args.dataset, "validation", args.data_dir)
-        module = SyncExpert()
-        variables, report = train_expert(
-            train,
-            validation,
-            steps=args.steps,
-            batch_size=args.batch_size,
-            learning_rate=args.learning_rate,
-            seed=args.seed,
-            module=module,
-        )
-        report["dataset"] = args.dataset
-        test = load_utterances(args.dataset, "test", args.data_dir)
-        report["test"] = offset_study(module, variables, test, injected_shifts=(-2, 0, 2))[
-            "summary"
-        ]
-        save_expert(variables, args.workdir, module, report)
-        print(json.dumps({k: v for k, v in report.items() if k != "history"}, indent=2))
-        return report
 
-    utterances = load_utterances(args.dataset, args.split, args.data_dir)
-    scorer = SyncScorer(args.expert)
-    result = {"dataset": args.dataset, "split": args.split}
+def score_dataset(
+    dataset: str, split: str, data_dir: str | None = None, expert: str | None = None
+) -> dict:
+    """LSE-D / LSE-C of a split's real, static and audio-shifted videos under an expert
+    (None: the shipped one), and the offset study where the delays are known."""
+    utterances = load_utterances(dataset, split, data_dir)
+    scorer = SyncScorer(expert)
+    result = {"dataset": dataset, "split": split}
     if all(u.delay >= 0 for u in utterances):
         study = offset_study(
             scorer.module, scorer.variables, utterances, injected_shifts=(-2, -1, 0, 1, 2)
         )
         result["offset_study"] = study["summary"]
     result["scores"] = baseline_scores(scorer, utterances)
-    print(json.dumps(result, indent=2))
-    if args.output:
-        pathlib.Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
     return result
-
-
-if __name__ == "__main__":
-    main()

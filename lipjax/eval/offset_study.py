@@ -18,21 +18,20 @@ here (--visual, --acoustic):
               derivative, as a magnitude).
 A per-frame series paired with a between-frames one is cut to the frames they share.
 
-    python -m lipjax.eval.offset_study --dataset=synthetic_lips/small --split=train --output=DIR
+    python -m lipjax.cli.offset_study --dataset=synthetic_lips/small --split=train --output=DIR
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import pathlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 
 from data_pipeline.synthetic_lips import analysis
-from lipjax.data import pipeline
+from lipjax.data import datasets, pipeline
 
 MAX_OFFSET = 7  # the paper's offsets 0..7
 MELS_PER_FRAME = pipeline.MELS_PER_FRAME
@@ -174,7 +173,7 @@ def plot_figure_4(result: dict, path: pathlib.Path, num_examples: int = 4) -> pa
 
 def load_examples(dataset: str, split: str, data_dir: str | None, limit: int | None = None):
     """Decoded utterances of a built dataset's split."""
-    source = pipeline.open_split(dataset, split, data_dir)
+    source = datasets.open_split(dataset, split, data_dir)
     count = len(source) if limit is None else min(limit, len(source))
     return (source[index] for index in range(count))
 
@@ -196,25 +195,19 @@ def write_outputs(result: dict, output: pathlib.Path, name: str) -> list[pathlib
     return files
 
 
-def main(argv: Sequence[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(prog="python -m lipjax.eval.offset_study", description=__doc__)
-    parser.add_argument("--dataset", default=pipeline.DEFAULT_DATASET)
-    parser.add_argument("--data_dir", default=None, help="TFDS data_dir")
-    parser.add_argument("--split", default="train")
-    parser.add_argument("--output", required=True, help="folder for the figure and tables")
-    parser.add_argument("--visual", default="opening", choices=sorted(VISUAL_MEASURES))
-    parser.add_argument("--acoustic", default="envelope", choices=sorted(ACOUSTIC_MEASURES))
-    parser.add_argument("--max_offset", type=int, default=MAX_OFFSET)
-    parser.add_argument("--limit", type=int, default=None, help="first N utterances only")
-    args = parser.parse_args(argv)
-    examples = load_examples(args.dataset, args.split, args.data_dir, args.limit)
-    result = study(examples, args.visual, args.acoustic, args.max_offset)
-    name = f"offset_study_{args.split}_{args.visual}_{args.acoustic}"
-    files = write_outputs(result, pathlib.Path(args.output), name)
-    print(json.dumps(result["summary"], indent=2))
-    print("wrote", ", ".join(str(f) for f in files))
-    return result["summary"]
-
-
-if __name__ == "__main__":
-    main()
+def run(
+    dataset: str,
+    split: str,
+    output: str | pathlib.Path,
+    data_dir: str | None = None,
+    visual: str = "opening",
+    acoustic: str = "envelope",
+    max_offset: int = MAX_OFFSET,
+    limit: int | None = None,
+) -> tuple[dict, list[pathlib.Path]]:
+    """The study on a built dataset's split (its first `limit` utterances), written to
+    `output` (`write_outputs`): (summary, files written)."""
+    examples = load_examples(dataset, split, data_dir, limit)
+    result = study(examples, visual, acoustic, max_offset)
+    name = f"offset_study_{split}_{visual}_{acoustic}"
+    return result["summary"], write_outputs(result, pathlib.Path(output), name)

@@ -34,7 +34,7 @@ import numpy as np
 from absl import flags, logging
 
 from lipjax import checkpointing, configs
-from lipjax.data import pipeline
+from lipjax.data import datasets, pipeline
 from lipjax.eval import evaluation, landmark_regressor
 from lipjax.train import train_step, trainer
 
@@ -192,7 +192,7 @@ def run(
         num_data_devices=1,
         audio_lookahead=config.model.audio_lookahead_frames,
     )
-    source = pipeline.load_builder(config.dataset, data_dir).as_data_source(split=split)
+    source = datasets.open_split(config.dataset, split, data_dir)
     sync = sync_audio = None
     if sync_expert is not None:
         from lipjax.eval import lip_sync as sync_module

@@ -56,7 +56,7 @@ import optax
 import orbax.checkpoint as ocp
 from tqdm import tqdm
 
-from lipjax.data import flow_data
+from lipjax.data import datasets, flow_data
 from lipjax.models.flownet import FlowNetS, multiscale_epe
 
 logger = logging.getLogger(__name__)
@@ -80,28 +80,6 @@ _STREAM_LIP_PAIRS = 4
 
 
 # ------------------------------------------------------------------- shared helpers
-
-
-def open_prepared_builder(name: str, data_dir: str | None):
-    """The TFDS builder `name` (e.g. "synthetic_lips/small") in `data_dir`, already built."""
-    import tensorflow_datasets as tfds
-
-    import data_pipeline  # noqa: F401  (registers the lipjax builders)
-
-    data_dir = data_dir or None  # "" (an unset config string) means TFDS's default
-    builder = tfds.builder(name, data_dir=data_dir)
-    if not builder.is_prepared():
-        dataset, _, config = name.partition("/")
-        build = f"python -m data_pipeline.{dataset} build"
-        if config:
-            build += f" --config={config}"
-        if data_dir:
-            build += f" --data_dir={data_dir}"
-        raise FileNotFoundError(
-            f"dataset {name!r} is not built in {data_dir or 'the default TFDS data_dir'}; "
-            f"build it with: {build}"
-        )
-    return builder
 
 
 def save_json(path: str | os.PathLike, content: Any) -> None:
@@ -390,9 +368,9 @@ def lip_flow_targets(
             if str(stored["key"]) == key:
                 info = {"target_wall_s": float(stored["target_wall_s"]), "cached": True}
                 return stored["pairs"], stored["flow"], info
-    builder = open_prepared_builder(settings.dataset, settings.data_dir)
+    source = datasets.open_split(settings.dataset, split, settings.data_dir)
     rng = np.random.default_rng([settings.seed, _STREAM_LIP_PAIRS, zlib.crc32(split.encode())])
-    pairs = sample_lip_pairs(builder.as_data_source(split=split), num_pairs, rng)
+    pairs = sample_lip_pairs(source, num_pairs, rng)
     started = time.perf_counter()
     flow = flow_data.tvl1_flows(
         pairs, settings.flownet.target_workers, description=f"TV-L1 targets ({split})"

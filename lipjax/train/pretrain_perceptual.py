@@ -33,10 +33,10 @@ import ml_collections
 import numpy as np
 import optax
 
+from lipjax.data import datasets
 from lipjax.models.perceptual import PerceptualAutoencoder, PerceptualEncoder
 from lipjax.train.pretrain_flownet import (
     loss_summary,
-    open_prepared_builder,
     restore_checkpoint,
     save_checkpoint,
     save_json,
@@ -154,7 +154,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict:
         return json.loads(report_path.read_text())
 
     started = time.perf_counter()
-    builder = open_prepared_builder(settings.dataset, settings.data_dir)
+    builder = datasets.open_builder(settings.dataset, settings.data_dir)
 
     def frames_of(split: str, count: int) -> np.ndarray:
         rng = np.random.default_rng([settings.seed, _STREAM_FRAMES, zlib.crc32(split.encode())])

@@ -23,7 +23,7 @@ from absl import logging
 from tqdm import tqdm
 
 from lipjax import checkpointing, sharding
-from lipjax.data import pipeline, video_io
+from lipjax.data import datasets, pipeline, video_io
 from lipjax.data.audio import SAMPLE_RATE, SAMPLES_PER_VIDEO_FRAME
 from lipjax.eval import evaluation
 from lipjax.train import train_step
@@ -58,7 +58,7 @@ def prepare_workdir(workdir: str) -> pathlib.Path:
 
 def ensure_dataset(config: ml_collections.ConfigDict) -> None:
     """Builds the synthetic corpus if it is missing (and allowed); else a clear error."""
-    builder = pipeline.load_builder(config.dataset, config.data_dir or None)
+    builder = datasets.open_builder(config.dataset, config.data_dir, prepared=False)
     if builder.is_prepared():
         return
     synthetic = config.dataset.startswith("synthetic_lips")
@@ -70,10 +70,7 @@ def ensure_dataset(config: ml_collections.ConfigDict) -> None:
             download = tfds.download.DownloadConfig(manual_dir=config.manual_dir)
         builder.download_and_prepare(download_config=download)
         return
-    raise FileNotFoundError(
-        f"dataset {config.dataset} is not built in {builder.data_dir}; build it with:\n  "
-        + pipeline.build_command(config.dataset, config.data_dir or None)
-    )
+    datasets.open_builder(config.dataset, config.data_dir)  # raises: how to build it
 
 
 def _pretrained(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> tuple[Any, Any, Any]:
@@ -271,9 +268,7 @@ def _train_gan(
         out_shardings=replicated,
     )
     landmark_scorer = evaluation.LandmarkScorer()
-    eval_source = pipeline.load_builder(config.dataset, data_dir).as_data_source(
-        split=config.eval.split
-    )
+    eval_source = datasets.open_split(config.dataset, config.eval.split, data_dir)
 
     def evaluate_params(params) -> evaluation.EvalResult:
         batches = pipeline.create_eval_iterator(
