@@ -29,6 +29,7 @@ FMIN = 0.0
 FMAX = 16_000.0
 AMIN = 1e-10  # power floor before the log, as librosa.power_to_db
 PER_CHUNK_HOP = 512  # the authors' hop, used per 1764-sample chunk
+PER_CHUNK_TOP_DB = 80.0  # the authors' librosa.power_to_db default, applied per chunk
 # Mean and standard deviation of every log-mel value (dB) of synthetic_lips/small train
 # (384 utterances, 12,023,296 values; range -100.0 .. 26.3 dB), measured once and fixed
 # so that training and inference share them: mean -38.5514, std 16.1571. The model's audio
@@ -172,14 +173,16 @@ def log_mel(
       waveform: mono samples at 44.1 kHz; padded with zeros to whole video frames.
       sample_rate: must be 44,100 (see `to_model_rate`).
       mode: "continuous" (one STFT, hop 441, centred frames like librosa's
-        `center=True`) or "per_chunk" (the authors' code: a centred STFT with hop 512
-        over each 1764-sample chunk, 4 frames each).
+        `center=True`) or "per_chunk" (the authors' code: librosa's centred STFT with hop
+        512 over each 1764-sample chunk, 4 frames each, the chunk padded by reflection as
+        their librosa did, and each chunk's dB clipped at its maximum minus 80).
       xp: `numpy` or `jax.numpy`. With `jax.numpy` the waveform must be a concrete-length
         array and is not validated for NaN (that would need a host sync).
 
     Returns:
-      float32 dB values, 10 * log10(max(mel power, 1e-10)), no top-dB clipping (so a
-      window's values do not depend on the loudest part of its utterance).
+      float32 dB values, 10 * log10(max(mel power, 1e-10)); in "continuous" mode with no
+      top-dB clipping, so that a window's values do not depend on the loudest part of its
+      utterance.
     """
     if mode not in MODES:
         raise ValueError(f"mode: expected one of {MODES}, got {mode!r}")
@@ -196,9 +199,13 @@ def log_mel(
         frames = padded[_frame_starts(MELS_PER_VIDEO_FRAME * num_frames, HOP_LENGTH)]
     else:
         chunks = waveform.reshape(num_frames, SAMPLES_PER_VIDEO_FRAME)
-        padded = xp.pad(chunks, ((0, 0), (half, half)))
+        padded = xp.pad(chunks, ((0, 0), (half, half)), mode="reflect")
         frames = padded[:, _frame_starts(MELS_PER_VIDEO_FRAME, PER_CHUNK_HOP)]
         frames = frames.reshape(MELS_PER_VIDEO_FRAME * num_frames, N_FFT)
+        db = _log_mel_from_power(_power_spectrum(frames, xp), xp)
+        per_chunk = db.reshape(num_frames, MELS_PER_VIDEO_FRAME * N_MELS)
+        floor = per_chunk.max(axis=1, keepdims=True) - PER_CHUNK_TOP_DB
+        return xp.maximum(per_chunk, floor).reshape(db.shape)
     return _log_mel_from_power(_power_spectrum(frames, xp), xp)
 
 
