@@ -51,7 +51,10 @@ setup(
             "pytest-xdist>=3.6,<4",
             "ruff>=0.17,<0.18",
             "apache-beam>=2.77,<3",
+            "opencv-python-headless>=4.8,<6",  # tests the Farneback flow targets
         ],
+        # FlowNet fine-tuning on Farneback targets, as the authors (flownet.finetune_targets).
+        "farneback": ["opencv-python-headless>=4.8,<6"],
         # Building the real corpora on Apache Beam (tfds build ... --beam_pipeline_options).
         "beam": ["apache-beam>=2.77,<3"],
         # tfds.testing.DatasetBuilderTestCase reads through tf.data (tests only).

@@ -113,6 +113,9 @@ def base_config() -> ml_collections.ConfigDict:
     config.flownet.weight_decay = 4e-4
     # Fine-tuning EPE over pixels: "mean" (the authors' code) or "sum" (FlowNet's, lipjax v1)
     config.flownet.finetune_epe_reduction = "mean"
+    # Targets of the lip-crop fine-tuning: "tvl1" (Zach et al. 2007, scikit-image) or
+    # "farneback" (Farneback 2003, OpenCV, the authors' choice; pip install -e ".[farneback]").
+    config.flownet.finetune_targets = "tvl1"
     config.flownet.output_init_scale = 0.1  # smaller first flows: He init gives 4x too large
     config.flownet.finetune_pairs = 2_000  # lip-crop pairs given classical-flow targets
     config.flownet.validation_pairs = 256  # held-out lip pairs scored against TV-L1

@@ -541,21 +541,49 @@ def _grey(frame: np.ndarray) -> np.ndarray:
     return rgb2gray((np.asarray(frame, np.float32) + 1.0) / 2.0)
 
 
-def _tvl1_of_pair(pair: np.ndarray) -> np.ndarray:
-    return tvl1_flow(pair[..., :3], pair[..., 3:])
+def farneback_flow(frame1: np.ndarray, frame2: np.ndarray) -> np.ndarray:
+    """Farneback's flow (SCIA 2003, OpenCV) from frame1 to frame2 with the authors' settings
+    (pyramid scale 0.5, 3 levels, window 15, 3 iterations, poly_n 5, sigma 1.2; their
+    dataset.py), in our convention: (H, W, 2) float32 (dx, dy) in pixels / 20. Needs
+    OpenCV, an optional dependency (`pip install -e ".[farneback]"`)."""
+    try:
+        import cv2
+    except ImportError:
+        raise ImportError(
+            'flownet.finetune_targets="farneback" needs OpenCV: pip install -e ".[farneback]"'
+        ) from None
+    grey1, grey2 = (np.rint(_grey(frame) * 255).astype(np.uint8) for frame in (frame1, frame2))
+    flow = cv2.calcOpticalFlowFarneback(grey1, grey2, None, 0.5, 3, 15, 3, 5, 1.2, 0)
+    return (flow / FLOW_SCALE).astype(np.float32)
 
 
-def tvl1_flows(
-    pairs: np.ndarray, num_workers: int = 2, progress: bool = True, description: str = "TV-L1"
+CLASSICAL_FLOWS = {"tvl1": tvl1_flow, "farneback": farneback_flow}
+
+
+def _classical_flow_of_pair(method: str, pair: np.ndarray) -> np.ndarray:
+    return CLASSICAL_FLOWS[method](pair[..., :3], pair[..., 3:])
+
+
+def classical_flows(
+    pairs: np.ndarray,
+    method: str = "tvl1",
+    num_workers: int = 2,
+    progress: bool = True,
+    description: str | None = None,
 ) -> np.ndarray:
-    """TV-L1 flow of every pair (N, H, W, 6) -> (N, H, W, 2), in a spawn pool of `num_workers`
-    processes (1: in this process), with a progress bar."""
+    """Classical flow (`method`: "tvl1" or "farneback") of every pair (N, H, W, 6) ->
+    (N, H, W, 2), over `num_workers` processes (1: in this process), with a progress bar."""
+    if method not in CLASSICAL_FLOWS:
+        raise ValueError(
+            f"flownet.finetune_targets: expected one of {sorted(CLASSICAL_FLOWS)}, got {method!r}"
+        )
     flows = np.zeros((*pairs.shape[:-1], 2), np.float32)
-    bar = tqdm(total=len(pairs), desc=description, disable=not progress, unit="pair")
+    bar = tqdm(total=len(pairs), desc=description or method, disable=not progress, unit="pair")
     # Fresh worker processes (not fork: this process holds JAX's thread pools) that never
     # re-import the caller's __main__ (lipjax.data.workers).
     num_workers = 1 if len(pairs) < 8 else max(1, num_workers)
-    for index, flow in enumerate(workers.ordered_map(_tvl1_of_pair, pairs, num_workers)):
+    compute = functools.partial(_classical_flow_of_pair, method)
+    for index, flow in enumerate(workers.ordered_map(compute, pairs, num_workers)):
         flows[index] = flow
         bar.update()
     bar.close()

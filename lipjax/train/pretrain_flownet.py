@@ -355,14 +355,18 @@ def lip_flow_targets(
     workdir: Path,
     resolution: int | None,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
-    """Lip pairs of `split` with TV-L1 targets, cached in `workdir`.
+    """Lip pairs of `split` with classical-flow targets (`flownet.finetune_targets`: TV-L1 or
+    Farneback), cached in `workdir`.
 
     Returns (pairs (N, 64, 64, 6) uint8, flow (N, r, r, 2) float32 in pixels / 20 with r =
     `resolution` (None: full resolution), info). The cache is reused when it was made for the
     same dataset, seed and number of pairs.
     """
+    method = settings.flownet.finetune_targets
     cache = workdir / f"lip_flow_targets_{split}.npz"
     key = f"{settings.dataset}|{settings.seed}|{num_pairs}|{resolution}"
+    if method != "tvl1":  # caches made before the option hold TV-L1 targets under the old key
+        key += f"|{method}"
     if cache.exists():
         with np.load(cache) as stored:
             if str(stored["key"]) == key:
@@ -372,8 +376,8 @@ def lip_flow_targets(
     rng = np.random.default_rng([settings.seed, _STREAM_LIP_PAIRS, zlib.crc32(split.encode())])
     pairs = sample_lip_pairs(source, num_pairs, rng)
     started = time.perf_counter()
-    flow = flow_data.tvl1_flows(
-        pairs, settings.flownet.target_workers, description=f"TV-L1 targets ({split})"
+    flow = flow_data.classical_flows(
+        pairs, method, settings.flownet.target_workers, description=f"{method} targets ({split})"
     )
     target_wall_s = time.perf_counter() - started
     if resolution is not None:
@@ -461,7 +465,9 @@ def _synthetic_stage(settings, model, train_step, predict, workdir: Path):
     scores = _synthetic_scores(predict, params, pairs, flow)
     tvl1_count = min(options.tvl1_eval_pairs, len(pairs))
     if tvl1_count:
-        tvl1 = flow_data.tvl1_flows(pairs[:tvl1_count], options.target_workers, progress=False)
+        tvl1 = flow_data.classical_flows(
+            pairs[:tvl1_count], "tvl1", options.target_workers, progress=False
+        )
         scores["tvl1"] = flow_data.end_point_error(tvl1, flow[:tvl1_count])
         scores["flownet_on_tvl1_pairs"] = flow_data.end_point_error(
             predict(params, pairs[:tvl1_count]), flow[:tvl1_count]
