@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any
+from typing import Any, NamedTuple
 
 import flax
 import flax.linen as nn
@@ -346,6 +346,180 @@ def _update(optimizer, grads, opt_state, params, scale=None):
     return optax.apply_updates(params, updates), opt_state
 
 
+class _Forward(NamedTuple):
+    """The generator's one forward pass of a step, with its pull-back."""
+
+    fake: jax.Array  # (B, 16, 64, 64, 3) in [-1, 1]
+    audio_features: jax.Array  # f_s, which the correlation loss also reads
+    regularisers: jax.Array  # (1 + R,) a zero, then each sown regulariser
+    regulariser_weights: jax.Array  # (1 + R,) their loss_config weights
+    regulariser_names: tuple[str, ...]
+    pullback: Any  # cotangents of the three above -> generator parameter gradients
+    batch_stats: PyTree  # the generator's updated BatchNorm statistics
+
+
+def _generate(networks: Networks, params, stats, audio, identity, loss_config) -> _Forward:
+    """Runs the generator once in training mode. Regularisers a generator sows into its
+    "losses" collection (the mask sparsity of the Vondrick baseline) are returned with the
+    loss_config weight of their name."""
+    names: list[str] = []
+
+    def forward(generator_params):
+        (fake, audio_features), updates = networks.generator.apply(
+            {"params": generator_params, "batch_stats": stats},
+            audio,
+            identity,
+            train=True,
+            mutable=["batch_stats", "losses"],
+        )
+        sown = flax.core.unfreeze(updates.get("losses", {}))
+        names[:] = sorted(sown)
+        regularisers = jnp.stack(
+            [jnp.zeros((), jnp.float32)]
+            + [sum(jnp.asarray(v, jnp.float32) for v in sown[name]) for name in names]
+        )
+        return (fake, audio_features, regularisers), updates["batch_stats"]
+
+    (fake, audio_features, regularisers), pullback, new_stats = jax.vjp(
+        forward, params, has_aux=True
+    )
+    weights = jnp.asarray([0.0] + [loss_config.get(name, 0.0) for name in names], jnp.float32)
+    return _Forward(fake, audio_features, regularisers, weights, tuple(names), pullback, new_stats)
+
+
+def _discriminator_loss(
+    d_params, d_stats, *, networks, audio, video, fake, real_flows, fake_flows, loss_config
+):
+    """Eq. 4: real pairs, generated videos, and real videos with mismatched audio (another
+    clip of the batch: rolling the batch gives k != j). Returns (loss, (stats, accuracy))."""
+    disc = functools.partial(_apply_bn, networks.discriminator, d_params, train=True)
+    real_logits, d_stats = disc(d_stats, audio, video, real_flows)
+    fake_logits, d_stats = disc(d_stats, audio, fake, fake_flows)
+    accuracies = [jnp.mean(real_logits > 0), jnp.mean(fake_logits < 0)]
+    mismatch_logits = None  # mismatch_weight 0: Vondrick et al.'s plain GAN objective
+    if loss_config.mismatch_weight > 0:
+        mismatched_audio = jnp.roll(audio, 1, axis=0)
+        mismatch_logits, d_stats = disc(d_stats, mismatched_audio, video, real_flows)
+        accuracies.append(jnp.mean(mismatch_logits < 0))
+    loss = losses.discriminator_loss(
+        real_logits,
+        fake_logits,
+        mismatch_logits,
+        loss_config.fake_weight,
+        loss_config.mismatch_weight,
+    )
+    return loss, (d_stats, sum(accuracies) / len(accuracies))
+
+
+def _generator_loss(
+    fake,
+    audio_features,
+    correlation_params,
+    flownet_params,
+    *,
+    networks,
+    frozen,
+    stats,
+    d_params,
+    audio,
+    video,
+    loss_config,
+):
+    """Eq. 1-3 and the correlation loss, as a function of everything the generator side
+    updates: the generated video and audio features (pulled back into the generator), the
+    correlation nets and FlowNet. Returns (total, (terms, new correlation stats))."""
+    terms, new_stats = {}, {}
+    terms["pixel"] = losses.pixel_loss(fake, video)
+    if networks.perceptual is not None:
+        terms["perceptual"] = losses.perceptual_loss(
+            _perceptual_features(networks, frozen, video),
+            _perceptual_features(networks, frozen, fake),
+        )
+    fake_flows = _flows(networks, flownet_params, fake) if networks.needs_flows else None
+    if networks.audio_correlation is not None:
+        terms["correlation"], new_stats["correlation"] = _correlation_loss(
+            networks,
+            correlation_params,
+            stats["correlation"],
+            audio_features,
+            flownet_params,
+            video,
+            fake,
+            fake_flows,
+        )
+    if networks.discriminator is not None:
+        disc_flows = None
+        if networks.discriminator.streams == "three":
+            disc_flows = fake_flows
+            if loss_config.get("flownet_losses", "correlation") == "correlation":
+                # The flows keep their gradient w.r.t. the generated video, not w.r.t.
+                # FlowNet's weights: XLA shares the forward pass with `fake_flows`.
+                disc_flows = _flows(networks, jax.lax.stop_gradient(flownet_params), fake)
+        fake_logits, _ = _apply_bn(
+            networks.discriminator,
+            d_params,
+            stats["discriminator"],
+            audio,
+            fake,
+            disc_flows,
+            train=True,
+        )
+        terms["adversarial"] = losses.generator_adversarial_loss(fake_logits)
+    if networks.sync_expert is not None:
+        terms["sync_expert"] = losses.expert_sync_loss(
+            networks.sync_expert, frozen["sync_expert"], fake, audio
+        )
+    weights = {
+        "pixel": loss_config.pixel,
+        "perceptual": loss_config.perceptual,
+        "correlation": loss_config.correlation,
+        "adversarial": loss_config.adversarial,
+        "sync_expert": loss_config.get("sync_expert", 0.0),
+    }
+    total = sum(weights[name] * value for name, value in terms.items())
+    return total, (terms, new_stats)
+
+
+def _correlation_loss(
+    networks, correlation_params, c_stats, audio_features, flownet_params, video, fake, fake_flows
+):
+    """l_corr (Sec. 3.2): phi_s of the audio features against phi_v of the real and of the
+    generated video's flows (or frames, "non_derivative"), half each."""
+    phi_s, audio_stats = _apply_bn(
+        networks.audio_correlation,
+        correlation_params["audio"],
+        c_stats["audio"],
+        audio_features,
+        train=True,
+    )
+    if networks.visual_correlation.derivative:
+        real_visual, fake_visual = _flows(networks, flownet_params, video), fake_flows
+    else:
+        real_visual, fake_visual = video, fake
+    visual = functools.partial(
+        _apply_bn, networks.visual_correlation, correlation_params["visual"], train=True
+    )
+    phi_v_real, visual_stats = visual(c_stats["visual"], real_visual)
+    phi_v_fake, visual_stats = visual(visual_stats, fake_visual)
+    loss = 0.5 * losses.correlation_loss(phi_s, phi_v_real) + 0.5 * losses.correlation_loss(
+        phi_s, phi_v_fake
+    )
+    return loss, {"audio": audio_stats, "visual": visual_stats}
+
+
+def _averaged(ema: dict, generator_params, decay: jax.Array) -> dict:
+    """The generator's weight average after this step (empty when there is none)."""
+    if "generator" not in ema:
+        return ema
+    return {
+        "generator": jax.tree.map(
+            lambda average, new: (decay * average + (1 - decay) * new).astype(new.dtype),
+            ema["generator"],
+            generator_params,
+        )
+    }
+
+
 def train_step(
     state: TrainState,
     batch: dict[str, jax.Array],
@@ -369,69 +543,31 @@ def train_step(
     opt_state = dict(state.opt_state)
     metrics = {}
 
-    # Regularisers a generator sows into its "losses" collection (the mask sparsity of the
-    # Vondrick baseline), each weighted by the loss_config field of its name.
-    sown_names = []
-
-    def generate(generator_params):
-        (fake, audio_features), updates = networks.generator.apply(
-            {"params": generator_params, "batch_stats": stats["generator"]},
-            audio,
-            identity,
-            train=True,
-            mutable=["batch_stats", "losses"],
-        )
-        sown = flax.core.unfreeze(updates.get("losses", {}))
-        sown_names[:] = sorted(sown)
-        regularisers = jnp.stack(
-            [jnp.zeros((), jnp.float32)]
-            + [sum(jnp.asarray(v, jnp.float32) for v in sown[name]) for name in sown_names]
-        )
-        return (fake, audio_features, regularisers), updates["batch_stats"]
-
-    (fake, audio_features, regularisers), generator_pullback, stats["generator"] = jax.vjp(
-        generate, params["generator"], has_aux=True
+    forward = _generate(
+        networks, params["generator"], stats["generator"], audio, identity, loss_config
     )
-    regulariser_weights = jnp.asarray(
-        [0.0] + [loss_config.get(name, 0.0) for name in sown_names], jnp.float32
-    )
-
+    stats["generator"] = forward.batch_stats
     flownet_params = params.get("flownet")
-    if networks.needs_flows:
-        real_flows = jax.lax.stop_gradient(_flows(networks, flownet_params, video))
 
-    # Discriminator: real pairs, generated videos and real videos with mismatched audio
-    # (another clip of the batch: rolling the batch gives k != j).
     if networks.discriminator is not None:
-        three = networks.discriminator.streams == "three"
-        fake_detached = jax.lax.stop_gradient(fake)
-        fake_flows = _flows(networks, flownet_params, fake_detached) if three else None
-        mismatched_audio = jnp.roll(audio, 1, axis=0)
-
-        def discriminator_loss(d_params):
-            d_stats = stats["discriminator"]
-            disc = functools.partial(_apply_bn, networks.discriminator, d_params, train=True)
-            flows_or_none = real_flows if three else None
-            real_logits, d_stats = disc(d_stats, audio, video, flows_or_none)
-            fake_logits, d_stats = disc(d_stats, audio, fake_detached, fake_flows)
-            accuracies = [jnp.mean(real_logits > 0), jnp.mean(fake_logits < 0)]
-            mismatch_logits = None  # mismatch_weight 0: Vondrick et al.'s plain GAN objective
-            if loss_config.mismatch_weight > 0:
-                mismatch_logits, d_stats = disc(d_stats, mismatched_audio, video, flows_or_none)
-                accuracies.append(jnp.mean(mismatch_logits < 0))
-            loss = losses.discriminator_loss(
-                real_logits,
-                fake_logits,
-                mismatch_logits,
-                loss_config.fake_weight,
-                loss_config.mismatch_weight,
-            )
-            accuracy = sum(accuracies) / len(accuracies)
-            return loss, (d_stats, accuracy)
-
+        fake = jax.lax.stop_gradient(forward.fake)
+        real_flows = fake_flows = None
+        if networks.discriminator.streams == "three":
+            real_flows = jax.lax.stop_gradient(_flows(networks, flownet_params, video))
+            fake_flows = _flows(networks, flownet_params, fake)
         (d_loss, (stats["discriminator"], d_accuracy)), d_grads = jax.value_and_grad(
-            discriminator_loss, has_aux=True
-        )(params["discriminator"])
+            functools.partial(
+                _discriminator_loss,
+                networks=networks,
+                audio=audio,
+                video=video,
+                fake=fake,
+                real_flows=real_flows,
+                fake_flows=fake_flows,
+                loss_config=loss_config,
+            ),
+            has_aux=True,
+        )(params["discriminator"], stats["discriminator"])
         params["discriminator"], opt_state["discriminator"] = _update(
             optimizers["discriminator"],
             d_grads,
@@ -441,81 +577,29 @@ def train_step(
         )
         metrics.update(discriminator_loss=d_loss, discriminator_accuracy=d_accuracy)
 
-    # Generator side: everything differentiable w.r.t. the generated video and audio
-    # features, the correlation nets and FlowNet; the generator's own gradient comes from
-    # pulling the first two back through `generator_pullback`.
-    def generator_loss(fake, audio_features, correlation_params, flownet_params):
-        terms, new_stats = {}, {}
-        terms["pixel"] = losses.pixel_loss(fake, video)
-        if networks.perceptual is not None:
-            terms["perceptual"] = losses.perceptual_loss(
-                _perceptual_features(networks, state.frozen, video),
-                _perceptual_features(networks, state.frozen, fake),
-            )
-        fake_flows = _flows(networks, flownet_params, fake) if networks.needs_flows else None
-        if networks.audio_correlation is not None:
-            c_stats = stats["correlation"]
-            phi_s, audio_stats = _apply_bn(
-                networks.audio_correlation,
-                correlation_params["audio"],
-                c_stats["audio"],
-                audio_features,
-                train=True,
-            )
-            if networks.visual_correlation.derivative:
-                real_visual = _flows(networks, flownet_params, video)
-                fake_visual = fake_flows
-            else:
-                real_visual, fake_visual = video, fake
-            visual = functools.partial(
-                _apply_bn, networks.visual_correlation, correlation_params["visual"], train=True
-            )
-            phi_v_real, visual_stats = visual(c_stats["visual"], real_visual)
-            phi_v_fake, visual_stats = visual(visual_stats, fake_visual)
-            terms["correlation"] = 0.5 * losses.correlation_loss(
-                phi_s, phi_v_real
-            ) + 0.5 * losses.correlation_loss(phi_s, phi_v_fake)
-            new_stats["correlation"] = {"audio": audio_stats, "visual": visual_stats}
-        if networks.discriminator is not None:
-            disc_flows = None
-            if networks.discriminator.streams == "three":
-                disc_flows = fake_flows
-                if loss_config.get("flownet_losses", "correlation") == "correlation":
-                    # The flows keep their gradient w.r.t. the generated video, not w.r.t.
-                    # FlowNet's weights: XLA shares the forward pass with `fake_flows`.
-                    frozen_flownet = jax.lax.stop_gradient(flownet_params)
-                    disc_flows = _flows(networks, frozen_flownet, fake)
-            fake_logits, _ = _apply_bn(
-                networks.discriminator,
-                params["discriminator"],
-                stats["discriminator"],
-                audio,
-                fake,
-                disc_flows,
-                train=True,
-            )
-            terms["adversarial"] = losses.generator_adversarial_loss(fake_logits)
-        if networks.sync_expert is not None:
-            terms["sync_expert"] = losses.expert_sync_loss(
-                networks.sync_expert, state.frozen["sync_expert"], fake, audio
-            )
-        weights = {
-            "pixel": loss_config.pixel,
-            "perceptual": loss_config.perceptual,
-            "correlation": loss_config.correlation,
-            "adversarial": loss_config.adversarial,
-            "sync_expert": loss_config.get("sync_expert", 0.0),
-        }
-        total = sum(weights[name] * value for name, value in terms.items())
-        return total, (terms, new_stats)
-
+    # The generator's own gradient comes from pulling the gradients w.r.t. the generated
+    # video and audio features back through `forward.pullback`.
+    objective = functools.partial(
+        _generator_loss,
+        networks=networks,
+        frozen=state.frozen,
+        stats=stats,
+        d_params=params.get("discriminator"),
+        audio=audio,
+        video=video,
+        loss_config=loss_config,
+    )
     (g_loss, (terms, new_stats)), grads = jax.value_and_grad(
-        generator_loss, argnums=(0, 1, 2, 3), has_aux=True
-    )(fake, audio_features, params.get("correlation"), flownet_params)
+        objective, argnums=(0, 1, 2, 3), has_aux=True
+    )(forward.fake, forward.audio_features, params.get("correlation"), flownet_params)
     fake_grad, audio_features_grad, correlation_grads, flownet_grads = grads
-    (generator_grads,) = generator_pullback((fake_grad, audio_features_grad, regulariser_weights))
-    g_loss = g_loss + jnp.sum(regulariser_weights * regularisers)
-    terms.update({name: regularisers[i + 1] for i, name in enumerate(sown_names)})
+    (generator_grads,) = forward.pullback(
+        (fake_grad, audio_features_grad, forward.regulariser_weights)
+    )
+    g_loss = g_loss + jnp.sum(forward.regulariser_weights * forward.regularisers)
+    terms.update(
+        {name: forward.regularisers[i + 1] for i, name in enumerate(forward.regulariser_names)}
+    )
     params["generator"], opt_state["generator"] = _update(
         optimizers["generator"],
         generator_grads,
@@ -539,18 +623,9 @@ def train_step(
     metrics["generator_loss"] = g_loss
     metrics.update({f"loss_{name}": value for name, value in terms.items()})
     metrics["generator_grad_norm"] = optax.global_norm(generator_grads)
-    ema = state.ema
-    if "generator" in ema:
-        decay = schedule.average_decay(state.step)
-        ema = {
-            "generator": jax.tree.map(
-                lambda average, new: (decay * average + (1 - decay) * new).astype(new.dtype),
-                ema["generator"],
-                params["generator"],
-            )
-        }
     if lr_scale is not None:
         metrics["learning_rate_scale"] = lr_scale
+    ema = _averaged(state.ema, params["generator"], schedule.average_decay(state.step))
     new_state = state.replace(
         step=state.step + 1, params=params, batch_stats=stats, opt_state=opt_state, ema=ema
     )
