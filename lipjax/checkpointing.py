@@ -159,15 +159,34 @@ def load_params(
 def saved_state_fields(path: str | pathlib.Path) -> dict[str, bool]:
     """Top-level fields of a saved train state, each with whether it is empty (read from
     the metadata, not the arrays)."""
-    metadata = ocp.StandardCheckpointer().metadata(path).item_metadata
+    metadata = local_checkpointer().metadata(path).item_metadata
     return {key: not value for key, value in metadata.items()}
+
+
+def this_process_only() -> ocp.options.MultiprocessingOptions:
+    """Orbax options for a checkpoint that this process reads or writes alone (a pretrained
+    network, exported weights): no barrier waits for the other processes of a multi-host
+    job, which never make the same call."""
+    index = jax.process_index()
+    return ocp.options.MultiprocessingOptions(primary_host=index, active_processes={index})
+
+
+def local_checkpointer() -> ocp.StandardCheckpointer:
+    """A StandardCheckpointer for this process alone (see `this_process_only`)."""
+    return ocp.StandardCheckpointer(multiprocessing_options=this_process_only())
+
+
+def first_local_device() -> jax.sharding.SingleDeviceSharding:
+    """This process's first device: where a network restored for one process lives (in a
+    multi-host job `jax.devices()[0]` belongs to process 0)."""
+    return jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
 
 
 def restore_on_one_device(path: str | pathlib.Path) -> Any:
     """An orbax pytree checkpoint restored onto this process's first device, whatever mesh
     it was saved from (a run trained on 8 devices loads on a laptop)."""
-    checkpointer = ocp.StandardCheckpointer()
-    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    checkpointer = local_checkpointer()
+    device = first_local_device()
     metadata = checkpointer.metadata(path).item_metadata
     target = jax.tree.map(
         lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=device), metadata
