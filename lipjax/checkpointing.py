@@ -25,9 +25,15 @@ class Checkpointer:
     def __init__(self, workdir: str | pathlib.Path, keep: int = 3, best_metric: str = "lmd"):
         workdir = pathlib.Path(workdir).absolute()
         self.best_metric = best_metric
+        # The grain iterator's item is written by a synchronous handler on every process,
+        # which does not wait for a directory that process 0 creates in the background:
+        # with several processes the others then write into a folder not there yet.
+        directories_first = ocp.AsyncOptions(create_directories_asynchronously=False)
         self.latest = ocp.CheckpointManager(
             workdir / LATEST,
-            options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True),
+            options=ocp.CheckpointManagerOptions(
+                max_to_keep=keep, create=True, async_options=directories_first
+            ),
             item_names=("state", "data"),
         )
         self.best = ocp.CheckpointManager(
@@ -37,6 +43,7 @@ class Checkpointer:
                 best_fn=lambda metrics: metrics[best_metric],
                 best_mode="min",
                 create=True,
+                async_options=directories_first,
             ),
             item_names=("state", "data"),
         )

@@ -226,9 +226,11 @@ def train_resumable(
     directory once the stage's result is saved.
     """
     progress_dir = Path(progress_dir).resolve()
-    # One process pretrains (lipjax.train runs it on process 0 of a multi-host job).
+    # One process pretrains (lipjax.train runs it on process 0 of a multi-host job); orbax
+    # creates no directory for a manager of one process.
+    progress_dir.mkdir(parents=True, exist_ok=True)
     options = ocp.CheckpointManagerOptions(
-        max_to_keep=1, create=True, multiprocessing_options=checkpointing.this_process_only()
+        max_to_keep=1, create=False, multiprocessing_options=checkpointing.this_process_only()
     )
     manager = ocp.CheckpointManager(progress_dir, options=options)
     start, log, wall_before = 0, [], 0.0
