@@ -14,6 +14,7 @@ same step when any one gets SIGTERM.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import pathlib
 import time
@@ -415,12 +416,27 @@ def _train_gan(
     timing = {"wall_seconds": wall_seconds, "eval_wall_fraction": eval_seconds / wall_seconds}
     if stop.requested:
         print(f"Stopped at step {step}; saved in {workdir / checkpointing.LATEST}", flush=True)
+    # Every process prints it: in a multi-host job they must all hold the same weights.
+    print(
+        f"Process {jax.process_index()} of {jax.process_count()}: step {step}, parameters "
+        f"fingerprint {parameter_fingerprint(state.params)}",
+        flush=True,
+    )
     if multihost.is_primary():
         plot_curves(workdir)
         (workdir / "final_metrics.json").write_text(
             json.dumps({"step": step, **last_eval, **timing}, indent=2)
         )
     return {"step": step, **last_eval, **timing}
+
+
+def parameter_fingerprint(params: Any) -> str:
+    """A short hash of this process's copy of `params` (replicated arrays): equal on every
+    process of a job exactly when they hold the same weights."""
+    digest = hashlib.sha256()
+    for leaf in jax.tree.leaves(params):
+        digest.update(np.asarray(leaf.addressable_shards[0].data).tobytes())
+    return digest.hexdigest()[:16]
 
 
 def _format_eval(step: int, scalars: dict) -> str:
