@@ -16,6 +16,7 @@ must call it, in the same order, or the job hangs.
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 from collections.abc import Callable
@@ -28,6 +29,7 @@ from absl import logging
 # Long enough for the slowest work one process does for all (FlowNet and perceptual
 # pretraining at paper sizes): hours, not the 5 minutes of orbax's default barrier.
 PRIMARY_WORK_TIMEOUT_S = 24 * 3600
+_barrier_count = itertools.count()
 
 
 def is_primary() -> bool:
@@ -44,8 +46,11 @@ def barrier(name: str, timeout_s: int = PRIMARY_WORK_TIMEOUT_S) -> None:
 
     # Orbax's barrier over the coordination service, with an explicit timeout; the
     # process set makes it that barrier rather than a device collective.
+    # A barrier's key is used once: the count keeps a second run in the same processes
+    # (lipjax.reproduce) apart, and is the same on every process (same calls, same order).
+    key = f"lipjax_{name}_{next(_barrier_count)}"
     orbax_multihost.sync_global_processes(
-        f"lipjax_{name}", timeout=timeout_s, processes=set(range(jax.process_count()))
+        key, timeout=timeout_s, processes=set(range(jax.process_count()))
     )
 
 

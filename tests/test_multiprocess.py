@@ -111,7 +111,7 @@ def test_bounded_validation_spreads_its_windows_over_the_split(tiny_data_dir):
     def windows(max_batches):
         batches = input_pipeline.create_eval_iterator(
             "synthetic_lips/tiny", "validation", tiny_data_dir, global_batch_size=4,
-            max_batches=max_batches,
+            num_data_devices=1, max_batches=max_batches,
         )  # fmt: skip
         return [
             (int(u), int(s))
