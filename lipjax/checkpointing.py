@@ -25,9 +25,15 @@ class Checkpointer:
     def __init__(self, workdir: str | pathlib.Path, keep: int = 3, best_metric: str = "lmd"):
         workdir = pathlib.Path(workdir).absolute()
         self.best_metric = best_metric
+        # The grain iterator's item is written by a synchronous handler on every process,
+        # which does not wait for a directory that process 0 creates in the background:
+        # with several processes the others then write into a folder not there yet.
+        directories_first = ocp.AsyncOptions(create_directories_asynchronously=False)
         self.latest = ocp.CheckpointManager(
             workdir / LATEST,
-            options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True),
+            options=ocp.CheckpointManagerOptions(
+                max_to_keep=keep, create=True, async_options=directories_first
+            ),
             item_names=("state", "data"),
         )
         self.best = ocp.CheckpointManager(
@@ -37,6 +43,7 @@ class Checkpointer:
                 best_fn=lambda metrics: metrics[best_metric],
                 best_mode="min",
                 create=True,
+                async_options=directories_first,
             ),
             item_names=("state", "data"),
         )
@@ -159,15 +166,34 @@ def load_params(
 def saved_state_fields(path: str | pathlib.Path) -> dict[str, bool]:
     """Top-level fields of a saved train state, each with whether it is empty (read from
     the metadata, not the arrays)."""
-    metadata = ocp.StandardCheckpointer().metadata(path).item_metadata
+    metadata = local_checkpointer().metadata(path).item_metadata
     return {key: not value for key, value in metadata.items()}
+
+
+def this_process_only() -> ocp.options.MultiprocessingOptions:
+    """Orbax options for a checkpoint that this process reads or writes alone (a pretrained
+    network, exported weights): no barrier waits for the other processes of a multi-host
+    job, which never make the same call."""
+    index = jax.process_index()
+    return ocp.options.MultiprocessingOptions(primary_host=index, active_processes={index})
+
+
+def local_checkpointer() -> ocp.StandardCheckpointer:
+    """A StandardCheckpointer for this process alone (see `this_process_only`)."""
+    return ocp.StandardCheckpointer(multiprocessing_options=this_process_only())
+
+
+def first_local_device() -> jax.sharding.SingleDeviceSharding:
+    """This process's first device: where a network restored for one process lives (in a
+    multi-host job `jax.devices()[0]` belongs to process 0)."""
+    return jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
 
 
 def restore_on_one_device(path: str | pathlib.Path) -> Any:
     """An orbax pytree checkpoint restored onto this process's first device, whatever mesh
     it was saved from (a run trained on 8 devices loads on a laptop)."""
-    checkpointer = ocp.StandardCheckpointer()
-    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    checkpointer = local_checkpointer()
+    device = first_local_device()
     metadata = checkpointer.metadata(path).item_metadata
     target = jax.tree.map(
         lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=device), metadata

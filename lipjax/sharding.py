@@ -8,8 +8,10 @@ builds the same mesh over all global devices.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import jax
+import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
 DATA_AXIS = "data"
@@ -132,6 +134,21 @@ def data_sharding(mesh: Mesh) -> NamedSharding:
 def replicated(mesh: Mesh) -> NamedSharding:
     """The same full copy on every device."""
     return NamedSharding(mesh, PartitionSpec())
+
+
+def replicate(tree: Any, mesh: Mesh) -> Any:
+    """`tree` as arrays with a full copy on every device of `mesh`, from values equal on
+    every process (host data, or arrays on this process's devices: a multi-host job cannot
+    `device_put` those onto other processes' devices)."""
+    target = replicated(mesh)
+    if jax.process_count() == 1:
+        return jax.device_put(tree, target)
+
+    def put(leaf):
+        host = np.asarray(jax.device_get(leaf))
+        return jax.make_array_from_callback(host.shape, target, lambda index: host[index])
+
+    return jax.tree.map(put, tree)
 
 
 def check_batch_size(global_batch_size: int, mesh: Mesh) -> None:

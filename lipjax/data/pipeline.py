@@ -221,6 +221,20 @@ def _load_or_build_lengths(source, path: epath.Path | None) -> tuple[np.ndarray,
     return num_frames, speakers
 
 
+# Features of an utterance the windows never read: left undecoded (the 44.1 kHz waveform is
+# 4x the bytes of the log-mel it was computed from).
+UNUSED_FEATURES = ("waveform",)
+
+
+def _skip_unused_features(builder: tfds.core.DatasetBuilder) -> dict | None:
+    skipped = {
+        name: tfds.decode.SkipDecoding()
+        for name in UNUSED_FEATURES
+        if name in builder.info.features
+    }
+    return skipped or None
+
+
 def _open_shard(
     dataset: str,
     split: str,
@@ -235,7 +249,7 @@ def _open_shard(
     builder = datasets.open_builder(dataset, data_dir)
     process = (jax.process_index(), jax.process_count())
     shard, first_utterance, num_utterances = _process_shard(builder, split, *process)
-    source = builder.as_data_source(split=shard)
+    source = builder.as_data_source(split=shard, decoders=_skip_unused_features(builder))
     assert len(source) == num_utterances, (len(source), num_utterances)
     path = _cache_path(cache_dir, builder, split, process) if cache_dir is not None else None
     num_frames, speakers = _load_or_build_lengths(source, path)
@@ -341,14 +355,16 @@ class _TrainExample:
 
 @dataclasses.dataclass(frozen=True)
 class _EvalExample:
-    """grain map: padded window row -> (example, valid); identity = the first frame."""
+    """grain map: position -> (example of window rows[position], valid), padding past the
+    last row; identity = the first frame."""
 
     reader: _WindowReader
+    rows: tuple[int, ...]  # the window rows scored, in order
 
-    def __call__(self, row: int) -> dict[str, Any]:
-        if row >= self.reader.index.num_windows:
+    def __call__(self, position: int) -> dict[str, Any]:
+        if position >= len(self.rows):
             return {**self.reader.padding(), "mask": np.False_}
-        return {**self.reader.read(row, identity_frame=0), "mask": np.True_}
+        return {**self.reader.read(int(self.rows[position]), identity_frame=0), "mask": np.True_}
 
 
 def _split_mask(batch: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -457,8 +473,12 @@ def create_eval_iterator(
     num_data_devices: int | None = None,
     num_threads: int = 1,
     audio_lookahead: int = 0,
+    max_batches: int = 0,
 ) -> grain.IterDataset:
-    """One deterministic pass over every window of this process's shard of `split`.
+    """One deterministic pass over every window of this process's shard of `split`, or
+    over `max_batches` * (global_batch_size // process_count) of them, spread evenly over
+    the shard (`max_batches` > 0: a bounded validation whose processes together score
+    `max_batches` global batches, every speaker of the split represented).
 
     Iterating yields `(batch, mask)`: `batch` as in training but with the FIRST frame of
     the utterance as identity (repeatable metrics), `mask` (rows,) bool marking real
@@ -468,13 +488,21 @@ def create_eval_iterator(
     """
     batch_size = per_process_batch_size(global_batch_size, num_data_devices)
     source, index = _open_shard(dataset, split, data_dir, cache_dir, window, hop)
-    num_batches = math.ceil(index.num_windows / batch_size)
+    if max_batches < 0:
+        raise ValueError(f"max_batches: expected >= 0 (0 = every window), got {max_batches}")
+    rows = np.arange(index.num_windows)
+    if max_batches and max_batches * batch_size < index.num_windows:
+        rows = np.unique(np.linspace(0, index.num_windows - 1, max_batches * batch_size).round())
+        rows = rows.astype(np.int64)
+    num_batches = math.ceil(len(rows) / batch_size)
     if jax.process_count() > 1:
         from jax.experimental import multihost_utils
 
         num_batches = int(np.max(multihost_utils.process_allgather(np.int64(num_batches))))
     windows = grain.MapDataset.range(num_batches * batch_size).map(
-        _EvalExample(_WindowReader(source, index, audio.check_lookahead(audio_lookahead)))
+        _EvalExample(
+            _WindowReader(source, index, audio.check_lookahead(audio_lookahead)), tuple(rows)
+        )
     )
     batches = windows.batch(batch_size).map(_split_mask)
     return batches.to_iter_dataset(_read_options(num_threads))
@@ -511,6 +539,18 @@ def to_global_arrays(batch: Any, sharding: jax.sharding.Sharding) -> Any:
         return jax.make_array_from_process_local_data(sharding, local, global_shape)
 
     return jax.tree.map(to_global, batch)
+
+
+def to_local_rows(array: jax.Array) -> np.ndarray:
+    """The inverse of `to_global_arrays`: this process's rows of a batch-sharded global
+    array, as NumPy (a replicated array: all its rows)."""
+    shards = {}
+    for shard in array.addressable_shards:
+        rows = shard.index[0] if shard.index else slice(None)
+        shards.setdefault((rows.start or 0, rows.stop), shard.data)
+    if len(shards) == 1:
+        return np.asarray(next(iter(shards.values())))
+    return np.concatenate([np.asarray(shards[key]) for key in sorted(shards)])
 
 
 def checkpoint_save_args(iterator: grain.DatasetIterator) -> Any:

@@ -20,6 +20,7 @@ against the window's audio.
 from __future__ import annotations
 
 import dataclasses
+import zlib
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -145,10 +146,13 @@ def evaluate(
         if max_batches and index >= max_batches:
             break
         valid = np.asarray(mask, bool)
+        # Before the skip: with several processes `generate` is a collective that every
+        # process runs for every batch, even one of padding rows only.
+        generated = generate(batch)
         if not valid.any():
             continue
         real = np.asarray(batch["video"])[valid]
-        fake = np.asarray(generate(batch))[valid]
+        fake = np.asarray(generated)[valid]
         identity = np.asarray(batch["identity"])[valid]
         static = np.repeat(identity[:, None], real.shape[1], axis=1)
         real_u8, fake_u8, static_u8 = to_uint8(real), to_uint8(fake), to_uint8(static)
@@ -186,9 +190,9 @@ def evaluate(
             for key in ("utterance_index", "start_frame"):
                 ids = np.asarray(batch.get(key, np.full(len(valid), -1)))[valid]
                 samples[key].extend(ids[:take])
-    if not per_clip:
+    columns = _gather_processes({name: np.concatenate(parts) for name, parts in per_clip.items()})
+    if not columns:
         raise ValueError("evaluation: the split produced no 16-frame windows")
-    columns = {name: np.concatenate(parts) for name, parts in per_clip.items()}
     for key in ID_KEYS:
         columns[key] = columns[key].astype(np.int64)
     means = {row: {} for row in ROWS}
@@ -205,6 +209,27 @@ def evaluate(
         samples={k: np.stack(v) for k, v in samples.items() if v},
         per_clip=columns,
     )
+
+
+def _gather_processes(columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Every process's per-clip columns, concatenated in process order (a one-process
+    run's order of the split's windows); unchanged on one process."""
+    import jax
+
+    if jax.process_count() == 1:
+        return columns
+    from lipjax import multihost
+
+    names = sorted(columns)
+    # Every process must score the same metrics (one row each: count and a hash of names).
+    signature = np.array([[len(names), zlib.crc32("\n".join(names).encode())]], np.int64)
+    if len(np.unique(multihost.gather_rows(signature), axis=0)) != 1:
+        raise ValueError(
+            "evaluation: the processes scored different metrics (or one scored no window)"
+        )
+    local = np.stack([columns[name] for name in names], axis=1) if names else np.zeros((0, 0))
+    table = multihost.gather_rows(local.astype(np.float64))
+    return {name: table[:, column] for column, name in enumerate(names)}
 
 
 def sample_grid(samples: dict[str, np.ndarray]) -> np.ndarray:

@@ -29,9 +29,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-import orbax.checkpoint as ocp
 import tqdm
 
+from lipjax import checkpointing
 from lipjax.data import crop
 from lipjax.eval import metrics
 
@@ -154,7 +154,7 @@ def predict_landmarks(variables, frames, batch_size: int = 256) -> np.ndarray:
 def save_regressor(variables, path) -> pathlib.Path:
     """Save the variables as an orbax checkpoint directory at `path` (replaced if present)."""
     path = pathlib.Path(path).absolute()
-    checkpointer = ocp.StandardCheckpointer()
+    checkpointer = checkpointing.local_checkpointer()
     checkpointer.save(path, jax.device_get(variables), force=True)
     checkpointer.wait_until_finished()
     return path
@@ -165,10 +165,10 @@ def load_regressor(path=None) -> dict:
     path = pathlib.Path(path if path is not None else shipped_regressor_path()).absolute()
     if not path.is_dir():
         raise FileNotFoundError(f"no landmark regressor checkpoint at {path}")
-    checkpointer = ocp.StandardCheckpointer()
+    checkpointer = checkpointing.local_checkpointer()
     saved = checkpointer.metadata(path).item_metadata.tree
     module = _module_from_params(saved["params"])
-    device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    device = checkpointing.first_local_device()
     target = jax.tree.map(
         lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=device),
         jax.eval_shape(lambda: init_regressor(0, module)),

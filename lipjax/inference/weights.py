@@ -20,7 +20,6 @@ from typing import Any
 
 import flax.linen as nn
 import jax
-import orbax.checkpoint as ocp
 
 from lipjax import checkpointing
 from lipjax.models import build_generator
@@ -110,7 +109,7 @@ def save_weights(weights: Weights, path: str | pathlib.Path) -> pathlib.Path:
         shutil.rmtree(path)
     path.mkdir(parents=True)
     (path / MODEL_FILE).write_text(json.dumps(weights.model, indent=2, sort_keys=True))
-    checkpointer = ocp.StandardCheckpointer()
+    checkpointer = checkpointing.local_checkpointer()
     checkpointer.save(
         path / VARIABLES_DIR,
         {"params": weights.params, "batch_stats": weights.batch_stats},

@@ -56,6 +56,7 @@ import optax
 import orbax.checkpoint as ocp
 from tqdm import tqdm
 
+from lipjax import checkpointing
 from lipjax.data import datasets, flow_data
 from lipjax.models.flownet import FlowNetS, multiscale_epe
 
@@ -94,7 +95,7 @@ def save_checkpoint(
     path: str | os.PathLike, tree: Any, metadata: dict[str, Any] | None = None
 ) -> None:
     """Save a pytree of arrays with orbax (overwriting), plus JSON-able `metadata`."""
-    with ocp.StandardCheckpointer() as checkpointer:
+    with checkpointing.local_checkpointer() as checkpointer:
         checkpointer.save(
             Path(path).resolve(), jax.device_get(tree), force=True, custom_metadata=metadata
         )
@@ -106,7 +107,7 @@ def restore_checkpoint(path: str | os.PathLike) -> tuple[Any, dict[str, Any]]:
     path = Path(path).resolve()
     if not path.exists():
         raise FileNotFoundError(f"no checkpoint at {path}")
-    with ocp.StandardCheckpointer() as checkpointer:
+    with checkpointing.local_checkpointer() as checkpointer:
         metadata = checkpointer.metadata(path)
         target = jax.tree.map(_abstract_on_first_device, metadata.item_metadata.tree)
         tree = checkpointer.restore(path, target)
@@ -114,8 +115,7 @@ def restore_checkpoint(path: str | os.PathLike) -> tuple[Any, dict[str, Any]]:
 
 
 def _abstract_on_first_device(leaf: Any) -> jax.ShapeDtypeStruct:
-    sharding = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-    return jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=sharding)
+    return jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=checkpointing.first_local_device())
 
 
 @dataclasses.dataclass
@@ -147,7 +147,12 @@ def train_resumable(
     directory once the stage's result is saved.
     """
     progress_dir = Path(progress_dir).resolve()
-    options = ocp.CheckpointManagerOptions(max_to_keep=1, create=True)
+    # One process pretrains (lipjax.train runs it on process 0 of a multi-host job); orbax
+    # creates no directory for a manager of one process.
+    progress_dir.mkdir(parents=True, exist_ok=True)
+    options = ocp.CheckpointManagerOptions(
+        max_to_keep=1, create=False, multiprocessing_options=checkpointing.this_process_only()
+    )
     manager = ocp.CheckpointManager(progress_dir, options=options)
     start, log, wall_before = 0, [], 0.0
     latest = manager.latest_step()

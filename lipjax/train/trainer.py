@@ -4,14 +4,19 @@ Stages (config.stage): "flownet" and "perceptual" pretrain those networks; "gan"
 the lip generator with the losses of Eq. 2 and 4, pretraining FlowNet and the perceptual
 autoencoder first (in WORKDIR/pretrain) unless their checkpoints are given. The run
 resumes from WORKDIR/checkpoints after a crash or kill, and saves on SIGTERM.
+
+With several processes (`jax.distributed`, lipjax.main's flags) every process runs this
+same function on its own shard of the data; process 0 alone builds the dataset, pretrains
+and writes logs, samples and reports (lipjax.multihost), and all of them stop after the
+same step when any one gets SIGTERM.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import pathlib
-import signal
 import time
 from typing import Any
 
@@ -22,23 +27,11 @@ import tensorflow_datasets as tfds
 from absl import logging
 from tqdm import tqdm
 
-from lipjax import checkpointing, sharding
+from lipjax import checkpointing, multihost, sharding
 from lipjax.data import datasets, pipeline, video_io
 from lipjax.data.audio import SAMPLE_RATE, SAMPLES_PER_VIDEO_FRAME
 from lipjax.eval import evaluation
 from lipjax.train import train_step
-
-
-class _Stop:
-    """Set by SIGTERM/SIGINT: the loop saves a checkpoint and returns."""
-
-    def __init__(self):
-        self.requested = False
-
-    def __call__(self, signum, frame):
-        del frame
-        logging.warning("Signal %d: saving a checkpoint and stopping.", signum)
-        self.requested = True
 
 
 def prepare_workdir(workdir: str) -> pathlib.Path:
@@ -46,7 +39,7 @@ def prepare_workdir(workdir: str) -> pathlib.Path:
     path = pathlib.Path(workdir).expanduser().absolute()
     try:
         path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".write_test"
+        probe = path / f".write_test_process{jax.process_index()}"  # one file per process
         probe.write_text("ok")
         probe.unlink()
     except OSError as error:
@@ -73,9 +66,18 @@ def ensure_dataset(config: ml_collections.ConfigDict) -> None:
     datasets.open_builder(config.dataset, config.data_dir)  # raises: how to build it
 
 
+def ensure_dataset_once(config: ml_collections.ConfigDict) -> None:
+    """`ensure_dataset` on process 0 while the others wait, then on the others (a no-op
+    where they share its file system; a build of their own where they do not)."""
+    multihost.run_on_primary("dataset", lambda: ensure_dataset(config))
+    if not multihost.is_primary():
+        ensure_dataset(config)
+
+
 def _pretrained(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> tuple[Any, Any, Any]:
-    """FlowNet params, perceptual-encoder variables (pretraining those two if needed) and
-    the sync expert's variables (None where a network is not used)."""
+    """FlowNet params, perceptual-encoder variables (pretraining those two if needed, on
+    process 0 while the others wait) and the sync expert's variables (None where a network
+    is not used). Every process loads them onto its own first device."""
     from lipjax.train import pretrain_flownet, pretrain_perceptual
 
     networks_need = train_step.build_networks(config)
@@ -83,13 +85,18 @@ def _pretrained(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> tup
     if networks_need.flownet is not None:
         path = config.flownet.checkpoint
         if not path:
-            pretrain_flownet.run(config, str(workdir / "pretrain"))
+            multihost.run_on_primary(
+                "pretrain_flownet", lambda: pretrain_flownet.run(config, str(workdir / "pretrain"))
+            )
             path = str(workdir / "pretrain" / "flownet")
         flownet_params = pretrain_flownet.load_flownet(path)
     if networks_need.perceptual is not None:
         path = config.perceptual.checkpoint
         if not path:
-            pretrain_perceptual.run(config, str(workdir / "pretrain"))
+            multihost.run_on_primary(
+                "pretrain_perceptual",
+                lambda: pretrain_perceptual.run(config, str(workdir / "pretrain")),
+            )
             path = str(workdir / "pretrain" / "perceptual")
         _, perceptual_variables = pretrain_perceptual.load_perceptual_encoder(path)
     sync_expert_variables = None
@@ -202,15 +209,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     """Runs the configured stage in `workdir`; returns the final metrics."""
     path = prepare_workdir(workdir)
     if config.stage in ("flownet", "perceptual"):
-        ensure_dataset(config)
+        ensure_dataset_once(config)
         from lipjax.train import pretrain_flownet, pretrain_perceptual
 
         stage = pretrain_flownet if config.stage == "flownet" else pretrain_perceptual
-        return stage.run(config, str(path))
+        # One process pretrains (it is small next to the GAN stage); its report for all.
+        multihost.run_on_primary(config.stage, lambda: stage.run(config, str(path)))
+        return stage.run(config, str(path))  # the saved report, read back
     if config.stage != "gan":
         raise ValueError(f"stage: expected 'gan', 'flownet' or 'perceptual', got {config.stage!r}")
-    (path / "config.json").write_text(config.to_json_best_effort(indent=2))
-    ensure_dataset(config)
+    if multihost.is_primary():
+        (path / "config.json").write_text(config.to_json_best_effort(indent=2))
+    ensure_dataset_once(config)
     flownet_params, perceptual_variables, sync_expert_variables = _pretrained(config, path)
     return _train_gan(config, path, flownet_params, perceptual_variables, sync_expert_variables)
 
@@ -231,7 +241,7 @@ def _train_gan(
         perceptual_variables=perceptual_variables,
         sync_expert_variables=sync_expert_variables,
     )
-    state = jax.device_put(state, replicated)
+    state = sharding.replicate(state, mesh)
 
     data_dir = config.data_dir or None
     train_iterator = pipeline.create_train_iterator(
@@ -242,6 +252,8 @@ def _train_gan(
         seed=config.seed,
         cache_dir=workdir / "data_index",
         audio_lookahead=config.model.audio_lookahead_frames,
+        num_threads=config.input.read_threads,
+        worker_count=config.input.worker_processes,
     )
     checkpoints = checkpointing.Checkpointer(workdir, keep=config.keep_checkpoints)
     if checkpoints.latest_step() is not None:
@@ -265,7 +277,7 @@ def _train_gan(
     generate_fn = jax.jit(
         functools.partial(train_step.generate_videos, networks),
         in_shardings=(replicated, replicated, data_sharding, data_sharding),
-        out_shardings=replicated,
+        out_shardings=data_sharding,  # each process scores its own rows
     )
     landmark_scorer = evaluation.LandmarkScorer()
     eval_source = datasets.open_split(config.dataset, config.eval.split, data_dir)
@@ -278,25 +290,33 @@ def _train_gan(
             global_batch_size=config.batch_size,
             cache_dir=workdir / "data_index",
             audio_lookahead=config.model.audio_lookahead_frames,
+            num_threads=config.input.read_threads,
+            max_batches=config.eval.max_batches,
         )
 
         def generate(batch):
             arrays = pipeline.to_global_arrays(
                 {"audio": batch["audio"], "identity": batch["identity"]}, data_sharding
             )
-            return generate_fn(params, state.batch_stats, arrays["audio"], arrays["identity"])
+            videos = generate_fn(params, state.batch_stats, arrays["audio"], arrays["identity"])
+            return pipeline.to_local_rows(videos)
 
+        # Every process scores its shard; evaluation.evaluate combines the processes.
         return evaluation.evaluate(
             generate,
             batches,
             landmark_scorer,
             num_samples=config.eval.num_samples,
-            max_batches=config.eval.max_batches,
+            sharpness=config.eval.sharpness,
         )
+
+    eval_seconds = 0.0  # wall time spent in evaluation (this run, not resumed ones)
 
     def run_eval(step: int) -> dict:
         # With a weight average, it is what is scored, kept as best and exported; the
         # trained weights are scored beside it ("trained_*") to show what averaging buys.
+        nonlocal eval_seconds
+        eval_start = time.perf_counter()
         result = evaluate_params(state.generator_for_eval())
         scalars = result.scalars()
         if state.ema:
@@ -310,14 +330,17 @@ def _train_gan(
                     if k in trained
                 }
             )
-        writers.scalars(step, scalars, "eval")
-        if jax.process_index() == 0:
+        if multihost.is_primary():
             write_samples(result, eval_source, step, workdir / "samples")
+        eval_seconds += time.perf_counter() - eval_start
+        scalars["eval_seconds"] = time.perf_counter() - eval_start
+        # The share of this run's wall time (since its loop started) spent evaluating.
+        scalars["eval_wall_fraction"] = eval_seconds / max(time.perf_counter() - loop_start, 1e-9)
+        writers.scalars(step, scalars, "eval")
         return scalars
 
     writers = _Writers(workdir)
-    stop = _Stop()
-    previous_handlers = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
+    stop = multihost.StopAgreement().install()
     start_step = int(state.step)
     last_eval: dict = {}
     progress = tqdm(
@@ -332,8 +355,8 @@ def _train_gan(
     try:
         history: list[dict] = []
         pending = None  # metrics of the step still running
-        window_start = time.perf_counter()
-        while step < config.num_steps and not stop.requested:
+        window_start = loop_start = time.perf_counter()
+        while step < config.num_steps:
             batch = next(train_iterator)
             arrays = pipeline.to_global_arrays(
                 {k: batch[k] for k in ("audio", "identity", "video")}, data_sharding
@@ -358,6 +381,9 @@ def _train_gan(
                     loss=f"{values['generator_loss']:.3f}", pix=f"{values['loss_pixel']:.3f}"
                 )
                 history, window_start = [], time.perf_counter()
+            # After every step, on every process: all of them stop after the same one.
+            if stop.should_stop(step):
+                break
             if step % config.checkpoint_every_steps == 0:
                 checkpoints.save(step, state, train_iterator)
             if step % config.eval.every_steps == 0:
@@ -375,14 +401,32 @@ def _train_gan(
         checkpoints.wait()
         checkpoints.close()
         writers.close()
-        for signum, handler in previous_handlers.items():
-            signal.signal(signum, handler)
-    if jax.process_index() == 0:
+        stop.uninstall()
+    wall_seconds = time.perf_counter() - loop_start
+    timing = {"wall_seconds": wall_seconds, "eval_wall_fraction": eval_seconds / wall_seconds}
+    if stop.requested:
+        print(f"Stopped at step {step}; saved in {workdir / checkpointing.LATEST}", flush=True)
+    # Every process prints it: in a multi-host job they must all hold the same weights.
+    print(
+        f"Process {jax.process_index()} of {jax.process_count()}: step {step}, parameters "
+        f"fingerprint {parameter_fingerprint(state.params)}",
+        flush=True,
+    )
+    if multihost.is_primary():
         plot_curves(workdir)
         (workdir / "final_metrics.json").write_text(
-            json.dumps({"step": step, **last_eval}, indent=2)
+            json.dumps({"step": step, **last_eval, **timing}, indent=2)
         )
-    return {"step": step, **last_eval}
+    return {"step": step, **last_eval, **timing}
+
+
+def parameter_fingerprint(params: Any) -> str:
+    """A short hash of this process's copy of `params` (replicated arrays): equal on every
+    process of a job exactly when they hold the same weights."""
+    digest = hashlib.sha256()
+    for leaf in jax.tree.leaves(params):
+        digest.update(np.asarray(leaf.addressable_shards[0].data).tobytes())
+    return digest.hexdigest()[:16]
 
 
 def _format_eval(step: int, scalars: dict) -> str:

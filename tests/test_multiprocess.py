@@ -1,0 +1,238 @@
+"""Multi-host training with real processes: 2 `python -m lipjax.main` processes joined by
+`jax.distributed` on localhost (CPU collectives through gloo), 2 forced CPU devices each.
+
+1. A run to the end: both processes finish at the same step with the same weights;
+   process 0 alone pretrained (the perceptual autoencoder) and wrote the logs.
+2. SIGTERM to process 1 mid-run: both save the same step and exit cleanly; a restart of
+   both resumes from that step and finishes.
+3. The run's validation metrics (each process scored its shard) equal a one-process
+   `lipjax.eval.report` of the same split and checkpoint.
+
+Every process runs under a hard timeout that kills its whole process group, on a port
+the OS gives. On the shared 2-core CI machine the module takes about 2-4 minutes (most of
+it XLA compiling the same step in both processes at once).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+# Seconds one 2-process launch may take before every process of it is killed.
+LAUNCH_TIMEOUT_S = 420
+# The perceptual loss needs the pretrained autoencoder (pretrained by process 0); the
+# discriminator and correlation nets add compile time and nothing multi-host.
+BASE_OVERRIDES = ("--config.loss.adversarial=0", "--config.loss.correlation=0")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _launch(workdir: pathlib.Path, data_dir: str, *overrides: str) -> list[subprocess.Popen]:
+    """Starts processes 0 and 1 of one job, each in a process group of its own."""
+    env = dict(os.environ)
+    env.update(
+        JAX_PLATFORMS="cpu",
+        XLA_FLAGS="--xla_force_host_platform_device_count=2",
+        PYTHONPATH=os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]),
+        # Later launches (and the restart) reuse the first one's compiled steps.
+        JAX_COMPILATION_CACHE_DIR=str(workdir.parent.parent / "jax_cache"),
+    )
+    address = f"127.0.0.1:{_free_port()}"
+    processes = []
+    for rank in range(2):
+        log = (workdir.parent / f"{workdir.name}.process{rank}.log").open("ab")
+        command = [
+            sys.executable, "-m", "lipjax.main", "--config=experiments/synthetic.py:smoke",
+            f"--config.data_dir={data_dir}", f"--workdir={workdir}", *BASE_OVERRIDES, *overrides,
+            f"--coordinator_address={address}", "--num_processes=2", f"--process_id={rank}",
+        ]  # fmt: skip
+        processes.append(
+            subprocess.Popen(
+                command,
+                cwd=REPO,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        )
+        processes[-1].log_path = log.name
+    return processes
+
+
+def _kill_all(processes: list[subprocess.Popen]) -> None:
+    for process in processes:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    for process in processes:
+        process.wait()
+
+
+def _wait_all(processes: list[subprocess.Popen], deadline: float) -> list[str]:
+    """Waits for every process (killing all of them at `deadline`); returns their logs
+    after checking that each exited with 0."""
+    try:
+        for process in processes:
+            process.wait(timeout=max(deadline - time.monotonic(), 1))
+    except subprocess.TimeoutExpired:
+        _kill_all(processes)
+        logs = [pathlib.Path(p.log_path).read_text(errors="replace")[-3000:] for p in processes]
+        pytest.fail("a process hung; killed every process. Logs:\n" + "\n----\n".join(logs))
+    logs = [pathlib.Path(p.log_path).read_text(errors="replace") for p in processes]
+    for rank, (process, log) in enumerate(zip(processes, logs, strict=True)):
+        assert process.returncode == 0, (
+            f"process {rank} exited {process.returncode}:\n{log[-3000:]}"
+        )
+    return logs
+
+
+def _final_line(log: str) -> str:
+    (line,) = [line for line in log.splitlines() if "parameters fingerprint" in line][-1:]
+    return line.split(": ", 1)[1]  # "step N, parameters fingerprint H"
+
+
+def test_bounded_validation_spreads_its_windows_over_the_split(tiny_data_dir):
+    from lipjax.data import pipeline
+
+    def windows(max_batches):
+        batches = pipeline.create_eval_iterator(
+            "synthetic_lips/tiny", "validation", tiny_data_dir, global_batch_size=4,
+            num_data_devices=1, max_batches=max_batches,
+        )  # fmt: skip
+        return [
+            (int(u), int(s))
+            for batch, mask in batches
+            for u, s, valid in zip(
+                batch["utterance_index"], batch["start_frame"], mask, strict=True
+            )
+            if valid
+        ]
+
+    every = windows(0)
+    subset = windows(2)
+    assert len(every) > 8 and len(subset) == 8
+    picks = np.linspace(0, len(every) - 1, 8).round().astype(int)
+    assert subset == [every[i] for i in picks]  # first and last window included
+    with pytest.raises(ValueError, match="max_batches"):
+        windows(-1)
+
+
+def test_local_rows_invert_global_arrays():
+    import jax
+
+    from lipjax import sharding
+    from lipjax.data import pipeline
+
+    mesh = sharding.make_mesh()
+    local = np.arange(2 * jax.device_count() * 3, dtype=np.float32).reshape(-1, 3)
+    batch = pipeline.to_global_arrays(local, sharding.data_sharding(mesh))
+    np.testing.assert_array_equal(pipeline.to_local_rows(batch), local)
+    replicated = sharding.replicate(local, mesh)
+    np.testing.assert_array_equal(pipeline.to_local_rows(replicated), local)
+
+
+@pytest.fixture(scope="module")
+def two_process_run(tmp_path_factory, tiny_data_dir):
+    """A whole 2-process run: perceptual pretraining on process 0, 6 steps, evaluation."""
+    workdir = tmp_path_factory.mktemp("multiprocess") / "run"
+    processes = _launch(
+        workdir,
+        tiny_data_dir,
+        "--config.num_steps=6",
+        "--config.eval.every_steps=6",
+        "--config.eval.max_batches=0",  # the whole validation split, for the last test
+        "--config.eval.sharpness=True",
+    )
+    logs = _wait_all(processes, time.monotonic() + LAUNCH_TIMEOUT_S)
+    return workdir, logs
+
+
+def test_two_processes_finish_at_the_same_step_with_the_same_weights(two_process_run):
+    workdir, logs = two_process_run
+    finals = [_final_line(log) for log in logs]
+    assert finals[0] == finals[1], finals
+    assert finals[0].startswith("step 6,")
+    assert sorted(int(p.name) for p in (workdir / "checkpoints").iterdir()) == [2, 4, 6]
+    # The iterator's position of each process sits beside the shared state.
+    data_item = workdir / "checkpoints" / "6" / "data"
+    assert sorted(p.name for p in data_item.glob("process_*.json")) == [
+        "process_0-of-2.json", "process_1-of-2.json",
+    ]  # fmt: skip
+    # Pretrained once (by process 0), logs written once.
+    assert (workdir / "pretrain" / "perceptual").is_dir()
+    rows = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if r["split"] == "train"] == [1, 2, 3, 4, 5, 6]
+    final = json.loads((workdir / "final_metrics.json").read_text())
+    assert final["step"] == 6 and 0 < final["eval_wall_fraction"] < 1
+    assert not list(workdir.glob(".write_test*"))
+
+
+def test_sigterm_to_one_process_stops_both_at_the_same_step_and_they_resume(
+    two_process_run, tiny_data_dir, tmp_path
+):
+    pretrained, _ = two_process_run
+    workdir = tmp_path / "run"
+    overrides = (
+        "--config.num_steps=16",
+        "--config.eval.every_steps=1000",  # one evaluation, at the end
+        "--config.eval.max_batches=1",
+        "--config.checkpoint_every_steps=1000",
+        f"--config.perceptual.checkpoint={pretrained / 'pretrain' / 'perceptual'}",
+    )
+    processes = _launch(workdir, tiny_data_dir, *overrides)
+    deadline = time.monotonic() + LAUNCH_TIMEOUT_S
+    metrics = workdir / "metrics.jsonl"
+    while not (metrics.exists() and metrics.read_text().count('"train"') >= 2):
+        if time.monotonic() > deadline or any(p.poll() is not None for p in processes):
+            _kill_all(processes)
+            pytest.fail("the run ended or hung before its second step")
+        time.sleep(0.2)
+    processes[1].send_signal(signal.SIGTERM)
+    logs = _wait_all(processes, deadline)
+    stops = [
+        [line for line in log.splitlines() if line.startswith("Stopped at step")] for log in logs
+    ]
+    assert stops[0] and stops[0] == stops[1], stops
+    stopped = int(stops[0][0].split()[3].rstrip(";"))
+    assert 2 <= stopped < 16
+    assert [int(p.name) for p in (workdir / "checkpoints").iterdir()] == [stopped]
+    assert _final_line(logs[0]) == _final_line(logs[1])
+
+    resumed = _wait_all(_launch(workdir, tiny_data_dir, *overrides), time.monotonic() + 300)
+    for log in resumed:
+        assert f"Resuming from step {stopped}" in log
+    assert _final_line(resumed[0]) == _final_line(resumed[1])
+    assert _final_line(resumed[0]).startswith("step 16,")
+    rows = [json.loads(line) for line in metrics.read_text().splitlines()]
+    train_steps = [row["step"] for row in rows if row["split"] == "train"]
+    assert train_steps == list(range(1, 17)), "a step was lost or repeated across the restart"
+
+
+def test_two_process_validation_equals_a_one_process_evaluation(two_process_run, tmp_path):
+    from lipjax.eval import report
+
+    workdir, _ = two_process_run
+    final = json.loads((workdir / "final_metrics.json").read_text())
+    config = report.config_from_json(workdir / "config.json")
+    one = report.run(
+        config, str(workdir), "validation", tmp_path, sync_expert=None, sharpness=True
+    )["rows"]
+    expected = {**one["model"], **{f"static_{k}": v for k, v in one["static"].items()}}
+    expected["gt_cpbd"] = one["ground_truth"]["cpbd"]
+    assert set(expected) <= set(final)
+    for name, value in expected.items():
+        np.testing.assert_allclose(final[name], value, rtol=1e-5, atol=1e-6, err_msg=name)
