@@ -27,7 +27,21 @@ he_normal = nn.initializers.variance_scaling(2.0, "fan_in", "normal")
 """Kaiming normal initialisation, fan-in mode, gain sqrt(2) (as PyTorch's `kaiming_normal_`)."""
 
 UPSAMPLE_MODES = ("transposed", "subpixel")
-CONV3D_IMPLS = ("native", "taps")
+CONV3D_IMPLS = ("native", "taps", "auto")
+# How the paper's transposed up-sampling convolution is computed: "native" is
+# `lax.conv_transpose`, "phases" its exact sub-pixel decomposition (`transposed_as_subpixel`).
+UPSAMPLE_IMPLS = ("native", "phases", "auto")
+
+# "auto": the fastest exact implementation on each backend; every choice computes the same
+# function from the same parameters. CPU: measured (benchmarks/RESULTS.md, "Up-sampling").
+# GPU: not measured yet (no GPU in the sessions so far): cuDNN's 3D convolutions are fast
+# natively, and "phases" avoids the gradient of conv_transpose, a known slow path of XLA on
+# GPU (jax-ml/jax#31662). Re-check with `benchmarks/upsampling.py` on a GPU.
+FASTEST_IMPLS = {
+    "cpu": {"conv3d_impl": "taps", "upsample_impl": "phases"},
+    "gpu": {"conv3d_impl": "native", "upsample_impl": "phases"},
+}
+_NATIVE_IMPLS = {"conv3d_impl": "native", "upsample_impl": "native"}
 
 
 def relu(x: jax.Array) -> jax.Array:
@@ -47,6 +61,21 @@ def leaky_relu_01(x: jax.Array) -> jax.Array:
 def scale_width(channels: int, width: float, minimum: int = 4) -> int:
     """Channel count `channels * width`, rounded, never below `min(channels, minimum)`."""
     return max(min(channels, minimum), round(channels * width))
+
+
+def resolve_impl(kind: str, impl: str, backend: str | None = None) -> str:
+    """The implementation `impl` of `kind` ("conv3d_impl" or "upsample_impl") stands for:
+    itself, or for "auto" the fastest exact one on `backend` (default: JAX's default backend,
+    the one a jitted step runs on)."""
+    choices = {"conv3d_impl": CONV3D_IMPLS, "upsample_impl": UPSAMPLE_IMPLS}
+    if kind not in choices:
+        raise ValueError(f"kind: expected one of {sorted(choices)}, got {kind!r}")
+    if impl not in choices[kind]:
+        raise ValueError(f"{kind} must be one of {choices[kind]}, got {impl!r}")
+    if impl != "auto":
+        return impl
+    backend = backend or jax.default_backend()
+    return FASTEST_IMPLS.get(backend, _NATIVE_IMPLS)[kind]
 
 
 def same_padding(kernel_size: Sequence[int]) -> tuple[tuple[int, int], ...]:
@@ -119,11 +148,10 @@ def make_conv(
     kernel_init: Callable = he_normal,
 ) -> nn.Conv:
     """An `nn.Conv` with He init and PyTorch-style padding; `conv3d_impl="taps"` swaps in
-    `conv3d_as_2d_taps` for 3D kernels (same parameters, faster on CPU)."""
+    `conv3d_as_2d_taps` for 3D kernels (same parameters, faster on CPU); "auto" picks the
+    backend's fastest (`resolve_impl`)."""
     kernel_size = tuple(kernel_size)
-    if conv3d_impl not in CONV3D_IMPLS:
-        raise ValueError(f"conv3d_impl must be one of {CONV3D_IMPLS}, got {conv3d_impl!r}")
-    use_taps = conv3d_impl == "taps" and len(kernel_size) == 3
+    use_taps = resolve_impl("conv3d_impl", conv3d_impl) == "taps" and len(kernel_size) == 3
     return nn.Conv(
         features,
         kernel_size,
@@ -241,6 +269,99 @@ def depth_to_space(x: jax.Array, block: int = 2) -> jax.Array:
     return x.reshape((*lead, height * block, width * block, out_channels))
 
 
+# The paper's up-sampling convolution: kernel 3, stride 2 on H and W (1 on leading axes),
+# PyTorch padding 1 and output_padding 1, as `lax.conv_transpose` paddings of the
+# stride-dilated input: (k - 1 - p, k - 1 - p + output_padding) on the up-sampled axes.
+TRANSPOSED_KERNEL = 3
+TRANSPOSED_UPSAMPLED_PADDING = ((1, 2), (1, 2))
+# Along an up-sampled axis that layer computes y[2m] = w[1] x[m] and
+# y[2m + 1] = w[0] x[m] + w[2] x[m + 1]: each output phase is a stride-1 convolution of x
+# with kernel 2 (padded by one zero at the end). _PHASE_TAPS[phase][tap] is the transposed
+# kernel's tap that sits at `tap` of that phase's kernel; 3 is an all-zero tap.
+_PHASE_TAPS = ((1, 3), (0, 2))
+
+
+def subpixel_kernel(kernel: jax.Array) -> jax.Array:
+    """The transposed up-sampling kernel (*lead, 3, 3, Cin, Cout) rearranged as the stride-1
+    kernel (*lead, 2, 2, Cin, 4 Cout) of its sub-pixel decomposition, output channels
+    ordered (dy, dx, c) as `depth_to_space` reads them."""
+    *lead, height, width, in_features, out_features = kernel.shape
+    if (height, width) != (TRANSPOSED_KERNEL, TRANSPOSED_KERNEL):
+        raise ValueError(
+            f"subpixel_kernel: expected a 3x3 kernel on H, W, got shape {kernel.shape}"
+        )
+    n = len(lead)
+    zero_tap = ((0, 0),) * n + ((0, 1), (0, 1), (0, 0), (0, 0))
+    taps = jnp.asarray(_PHASE_TAPS)
+    k = jnp.take(jnp.pad(kernel, zero_tap), taps, axis=n)  # (*lead, dy, a, 4, Cin, Cout)
+    k = jnp.take(k, taps, axis=n + 2)  # (*lead, dy, a, dx, b, Cin, Cout)
+    k = jnp.transpose(k, (*range(n), n + 1, n + 3, n + 4, n, n + 2, n + 5))
+    return k.reshape((*lead, 2, 2, in_features, 4 * out_features))
+
+
+def transposed_as_subpixel(
+    x: jax.Array, kernel: jax.Array, conv3d_impl: str = "native", precision: Any = None
+) -> jax.Array:
+    """The paper's up-sampling transposed convolution (`TRANSPOSED_*`, stride 2 on the last
+    two spatial axes) computed exactly as its sub-pixel decomposition: one stride-1
+    convolution with the rearranged kernel (`subpixel_kernel`) to 4x channels, then
+    depth-to-space (Shi et al. 2016, "Is the deconvolution layer the same as a convolutional
+    layer?"). The same function of the same kernel as `lax.conv_transpose`; NHWC or NDHWC.
+    """
+    spatial_dims = x.ndim - 2
+    if spatial_dims not in (2, 3) or kernel.ndim != spatial_dims + 2:
+        raise ValueError(
+            f"transposed_as_subpixel: expected NHWC/NDHWC inputs and a kernel of matching rank, "
+            f"got shapes {x.shape} and {kernel.shape}"
+        )
+    lead_padding = tuple((k // 2, k // 2) for k in kernel.shape[: spatial_dims - 2])
+    padding = (*lead_padding, (0, 1), (0, 1))
+    rhs = subpixel_kernel(kernel)
+    if spatial_dims == 3 and resolve_impl("conv3d_impl", conv3d_impl) == "taps":
+        y = conv3d_as_2d_taps(x, rhs, (1, 1, 1), padding, precision=precision)
+    else:
+        layout = "NDHWC" if spatial_dims == 3 else "NHWC"
+        y = lax.conv_general_dilated(
+            x,
+            rhs,
+            (1,) * spatial_dims,
+            padding,
+            dimension_numbers=(layout, layout[1:-1] + "IO", layout),
+            precision=precision,
+        )
+    return depth_to_space(y, 2)
+
+
+class TransposedUpsampleConv(nn.Module):
+    """The paper's up-sampling convolution (kernel 3, stride 2 on H and W, no bias), with the
+    parameter `kernel` of `nn.ConvTranspose` (same shape, init and name, so checkpoints are
+    interchangeable), computed as `impl` says: "native" (`lax.conv_transpose`, what
+    nn.ConvTranspose runs), "phases" (`transposed_as_subpixel`, exact) or "auto"."""
+
+    features: int
+    impl: str = "auto"
+    conv3d_impl: str = "native"
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        impl = resolve_impl("upsample_impl", self.impl)
+        spatial_dims = x.ndim - 2
+        kernel = self.param(
+            "kernel",
+            he_normal,
+            (TRANSPOSED_KERNEL,) * spatial_dims + (x.shape[-1], self.features),
+            self.param_dtype,
+        )
+        x, kernel = nn.dtypes.promote_dtype(x, kernel, dtype=self.dtype)
+        if impl == "phases":
+            return transposed_as_subpixel(x, kernel, self.conv3d_impl)
+        padding = ((1, 1),) * (spatial_dims - 2) + TRANSPOSED_UPSAMPLED_PADDING
+        strides = (1,) * (spatial_dims - 2) + (2, 2)
+        return lax.conv_transpose(x, kernel, strides, padding)
+
+
 class UpsampleBlock(nn.Module):
     """Up-sampling by 2 in H and W (+ BN + ReLU), 2D or 3D by the input's rank.
 
@@ -249,11 +370,14 @@ class UpsampleBlock(nn.Module):
     `mode="subpixel"`: Conv, kernel 3, to 4x channels (ICNR init), then depth-to-space in H, W.
     The two are not the same function but span the same family of learnable 2x up-samplings;
     sub-pixel is about 2x faster on XLA CPU (MEASURED.md). It honours `conv3d_impl`.
+    `upsample_impl` says how "transposed" is computed (`TransposedUpsampleConv`): "native",
+    "phases" (its exact sub-pixel decomposition) or "auto"; the parameters are the same.
     """
 
     features: int
     mode: str = "transposed"
     conv3d_impl: str = "native"
+    upsample_impl: str = "native"
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
 
@@ -264,19 +388,12 @@ class UpsampleBlock(nn.Module):
             raise ValueError(f"UpsampleBlock expects NHWC or NDHWC inputs, got shape {x.shape}")
         kernel_size = (3,) * spatial_dims
         if self.mode == "transposed":
-            strides = (1,) * (spatial_dims - 2) + (2, 2)
-            # lax.conv_transpose pads the stride-dilated input: (k-1-p, k-1-p+output_padding)
-            # with PyTorch's p=1, output_padding=1 on the up-sampled axes.
-            padding = ((1, 1),) * (spatial_dims - 2) + ((1, 2), (1, 2))
-            x = nn.ConvTranspose(
+            x = TransposedUpsampleConv(
                 self.features,
-                kernel_size,
-                strides=strides,
-                padding=padding,
-                use_bias=False,
-                kernel_init=he_normal,
-                dtype=self.dtype,
-                param_dtype=self.param_dtype,
+                self.upsample_impl,
+                self.conv3d_impl,
+                self.dtype,
+                self.param_dtype,
                 name="conv",
             )(x)
         elif self.mode == "subpixel":
