@@ -12,8 +12,10 @@ from jax import lax
 from lipjax.models import Generator
 from lipjax.models.layers import (
     FASTEST_IMPLS,
+    NARROW_OUTPUT_FEATURES,
     TransposedUpsampleConv,
     UpsampleBlock,
+    conv3d_as_2d_taps,
     he_normal,
     resolve_impl,
     subpixel_kernel,
@@ -58,6 +60,31 @@ def test_subpixel_decomposition_equals_conv_transpose(shape, conv3d_impl):
     got = jax.grad(loss(fast), argnums=(0, 1))(x, kernel)
     for g, e in zip(got, expected, strict=True):
         np.testing.assert_allclose(g, e, **TOLERANCE)
+
+
+@pytest.mark.parametrize("out_features", [3, NARROW_OUTPUT_FEATURES + 1])
+@pytest.mark.parametrize("padding", [((3, 3), (2, 2), (1, 1)), ((0, 2), (1, 3), (2, 0))])
+def test_taps_equal_native_conv3d_with_gradients(padding, out_features):
+    """conv3d_as_2d_taps (with its matrix-product kernel gradient for narrow outputs) is the
+    native 3D convolution: values and both gradients."""
+    x = jax.random.normal(jax.random.key(0), (2, 5, 6, 7, 4))
+    kernel = jax.random.normal(jax.random.key(1), (7, 5, 3, 4, out_features))
+
+    def native(x, k):
+        dimension_numbers = ("NDHWC", "DHWIO", "NDHWC")
+        return lax.conv_general_dilated(
+            x, k, (1, 1, 1), padding, dimension_numbers=dimension_numbers
+        )
+
+    def taps(x, k):
+        return conv3d_as_2d_taps(x, k, (1, 1, 1), padding)
+
+    cotangent = jax.random.normal(jax.random.key(2), native(x, kernel).shape)
+    np.testing.assert_allclose(taps(x, kernel), native(x, kernel), **TOLERANCE)
+    expected = jax.grad(lambda x, k: jnp.sum(native(x, k) * cotangent), argnums=(0, 1))(x, kernel)
+    got = jax.grad(lambda x, k: jnp.sum(taps(x, k) * cotangent), argnums=(0, 1))(x, kernel)
+    for g, e in zip(got, expected, strict=True):
+        np.testing.assert_allclose(g, e, rtol=1e-5, atol=1e-4)
 
 
 def test_subpixel_kernel_places_each_tap_in_its_phase():
