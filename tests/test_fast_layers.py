@@ -18,7 +18,6 @@ from lipjax.models.layers import (
     conv3d_as_2d_taps,
     he_normal,
     resolve_impl,
-    subpixel_kernel,
     transposed_as_subpixel,
 )
 
@@ -87,15 +86,9 @@ def test_taps_equal_native_conv3d_with_gradients(padding, out_features):
         np.testing.assert_allclose(g, e, rtol=1e-5, atol=1e-4)
 
 
-def test_subpixel_kernel_places_each_tap_in_its_phase():
-    kernel = jnp.arange(9.0).reshape(3, 3, 1, 1)
-    rearranged = subpixel_kernel(kernel).reshape(2, 2, 2, 2)  # (a, b, dy, dx)
-    # Even rows/cols take tap 1 alone; odd ones take taps (0, 2) at offsets (0, 1).
-    np.testing.assert_array_equal(rearranged[:, :, 0, 0], [[4, 0], [0, 0]])
-    np.testing.assert_array_equal(rearranged[:, :, 1, 1], [[0, 2], [6, 8]])
-    np.testing.assert_array_equal(rearranged[:, :, 0, 1], [[3, 5], [0, 0]])
+def test_subpixel_decomposition_rejects_other_kernels():
     with pytest.raises(ValueError, match="3x3 kernel"):
-        subpixel_kernel(jnp.zeros((2, 2, 1, 1)))
+        transposed_as_subpixel(jnp.zeros((1, 4, 4, 2)), jnp.zeros((2, 2, 2, 1)))
 
 
 @pytest.mark.parametrize("impl", ["native", "phases", "auto"])

@@ -348,38 +348,21 @@ def depth_to_space(x: jax.Array, block: int = 2) -> jax.Array:
 TRANSPOSED_KERNEL = 3
 TRANSPOSED_UPSAMPLED_PADDING = ((1, 2), (1, 2))
 # Along an up-sampled axis that layer computes y[2m] = w[1] x[m] and
-# y[2m + 1] = w[0] x[m] + w[2] x[m + 1]: each output phase is a stride-1 convolution of x
-# with kernel 2 (padded by one zero at the end). _PHASE_TAPS[phase][tap] is the transposed
-# kernel's tap that sits at `tap` of that phase's kernel; 3 is an all-zero tap.
-_PHASE_TAPS = ((1, 3), (0, 2))
-
-
-def subpixel_kernel(kernel: jax.Array) -> jax.Array:
-    """The transposed up-sampling kernel (*lead, 3, 3, Cin, Cout) rearranged as the stride-1
-    kernel (*lead, 2, 2, Cin, 4 Cout) of its sub-pixel decomposition, output channels
-    ordered (dy, dx, c) as `depth_to_space` reads them."""
-    *lead, height, width, in_features, out_features = kernel.shape
-    if (height, width) != (TRANSPOSED_KERNEL, TRANSPOSED_KERNEL):
-        raise ValueError(
-            f"subpixel_kernel: expected a 3x3 kernel on H, W, got shape {kernel.shape}"
-        )
-    n = len(lead)
-    zero_tap = ((0, 0),) * n + ((0, 1), (0, 1), (0, 0), (0, 0))
-    taps = jnp.asarray(_PHASE_TAPS)
-    k = jnp.take(jnp.pad(kernel, zero_tap), taps, axis=n)  # (*lead, dy, a, 4, Cin, Cout)
-    k = jnp.take(k, taps, axis=n + 2)  # (*lead, dy, a, dx, b, Cin, Cout)
-    k = jnp.transpose(k, (*range(n), n + 1, n + 3, n + 4, n, n + 2, n + 5))
-    return k.reshape((*lead, 2, 2, in_features, 4 * out_features))
+# y[2m + 1] = w[0] x[m] + w[2] x[m + 1]: each output phase is a stride-1 convolution of x,
+# with the kernel taps PHASE_TAPS[phase] (and one zero of padding at the end for phase 1).
+PHASE_TAPS = ((1,), (0, 2))
 
 
 def transposed_as_subpixel(
     x: jax.Array, kernel: jax.Array, conv3d_impl: str = "native", precision: Any = None
 ) -> jax.Array:
     """The paper's up-sampling transposed convolution (`TRANSPOSED_*`, stride 2 on the last
-    two spatial axes) computed exactly as its sub-pixel decomposition: one stride-1
-    convolution with the rearranged kernel (`subpixel_kernel`) to 4x channels, then
-    depth-to-space (Shi et al. 2016, "Is the deconvolution layer the same as a convolutional
-    layer?"). The same function of the same kernel as `lax.conv_transpose`; NHWC or NDHWC.
+    two spatial axes) computed exactly as its sub-pixel decomposition (Shi et al. 2016, "Is
+    the deconvolution layer the same as a convolutional layer?"): one stride-1 convolution
+    per output phase (dy, dx) with that phase's kernel taps (1x1, 1x2, 2x1 and 2x2 on H, W:
+    9 taps in all, no multiplications by the zeros of a stride-dilated input), interleaved
+    by depth-to-space. The same function of the same kernel as `lax.conv_transpose`; NHWC or
+    NDHWC.
     """
     spatial_dims = x.ndim - 2
     if spatial_dims not in (2, 3) or kernel.ndim != spatial_dims + 2:
@@ -387,22 +370,36 @@ def transposed_as_subpixel(
             f"transposed_as_subpixel: expected NHWC/NDHWC inputs and a kernel of matching rank, "
             f"got shapes {x.shape} and {kernel.shape}"
         )
-    lead_padding = tuple((k // 2, k // 2) for k in kernel.shape[: spatial_dims - 2])
-    padding = (*lead_padding, (0, 1), (0, 1))
-    rhs = subpixel_kernel(kernel)
-    if spatial_dims == 3 and resolve_impl("conv3d_impl", conv3d_impl) == "taps":
-        y = conv3d_as_2d_taps(x, rhs, (1, 1, 1), padding, precision=precision)
-    else:
-        layout = "NDHWC" if spatial_dims == 3 else "NHWC"
-        y = lax.conv_general_dilated(
-            x,
-            rhs,
-            (1,) * spatial_dims,
-            padding,
-            dimension_numbers=(layout, layout[1:-1] + "IO", layout),
-            precision=precision,
+    if kernel.shape[-4:-2] != (TRANSPOSED_KERNEL, TRANSPOSED_KERNEL):
+        raise ValueError(
+            f"transposed_as_subpixel: expected a 3x3 kernel on H, W, got shape {kernel.shape}"
         )
-    return depth_to_space(y, 2)
+    lead = spatial_dims - 2
+    lead_padding = tuple((k // 2, k // 2) for k in kernel.shape[:lead])
+    use_taps = spatial_dims == 3 and resolve_impl("conv3d_impl", conv3d_impl) == "taps"
+    layout = "NDHWC" if spatial_dims == 3 else "NHWC"
+    dimension_numbers = (layout, layout[1:-1] + "IO", layout)
+
+    def conv(phase_kernel, padding):
+        if use_taps:
+            return conv3d_as_2d_taps(x, phase_kernel, (1, 1, 1), padding, precision=precision)
+        return lax.conv_general_dilated(
+            x, phase_kernel, (1,) * spatial_dims, padding, dimension_numbers=dimension_numbers,
+            precision=precision,
+        )  # fmt: skip
+
+    rows = []
+    for phase_y, taps_y in enumerate(PHASE_TAPS):
+        row = []
+        for phase_x, taps_x in enumerate(PHASE_TAPS):
+            phase_kernel = jnp.take(
+                jnp.take(kernel, jnp.array(taps_y), axis=lead), jnp.array(taps_x), axis=lead + 1
+            )
+            row.append(conv(phase_kernel, (*lead_padding, (0, phase_y), (0, phase_x))))
+        rows.append(jnp.stack(row, axis=-2))  # (..., H, W, dx, C)
+    y = jnp.stack(rows, axis=-4)  # (..., H, dy, W, dx, C)
+    *batch, height, _, width, _, channels = y.shape
+    return y.reshape((*batch, 2 * height, 2 * width, channels))
 
 
 class TransposedUpsampleConv(nn.Module):
