@@ -61,13 +61,22 @@ def test_subpixel_decomposition_equals_conv_transpose(shape, conv3d_impl):
         np.testing.assert_allclose(g, e, **TOLERANCE)
 
 
-@pytest.mark.parametrize("out_features", [3, NARROW_OUTPUT_FEATURES + 1])
-@pytest.mark.parametrize("padding", [((3, 3), (2, 2), (1, 1)), ((0, 2), (1, 3), (2, 0))])
-def test_taps_equal_native_conv3d_with_gradients(padding, out_features):
+# (kernel, out_features): narrow outputs, a small kernel (both take the matrix-product kernel
+# gradient), and neither (XLA's).
+@pytest.mark.parametrize(
+    "kernel_size, out_features",
+    [
+        ((7, 5, 3), 3),
+        ((3, 2, 2), NARROW_OUTPUT_FEATURES + 1),
+        ((7, 5, 3), NARROW_OUTPUT_FEATURES + 1),
+    ],
+)
+@pytest.mark.parametrize("padding", [((3, 3), (2, 2), (1, 1)), ((0, 2), (1, 0), (0, 1))])
+def test_taps_equal_native_conv3d_with_gradients(padding, kernel_size, out_features):
     """conv3d_as_2d_taps (with its matrix-product kernel gradient for narrow outputs) is the
     native 3D convolution: values and both gradients."""
     x = jax.random.normal(jax.random.key(0), (2, 5, 6, 7, 4))
-    kernel = jax.random.normal(jax.random.key(1), (7, 5, 3, 4, out_features))
+    kernel = jax.random.normal(jax.random.key(1), (*kernel_size, 4, out_features))
 
     def native(x, k):
         dimension_numbers = ("NDHWC", "DHWIO", "NDHWC")

@@ -84,9 +84,12 @@ def same_padding(kernel_size: Sequence[int]) -> tuple[tuple[int, int], ...]:
     return tuple((k // 2, k // 2) for k in kernel_size)
 
 
-# Output features up to which a stride-1 "taps" convolution takes its kernel gradient from
-# `narrow_output_kernel_grad` (the generator's k7 64->3 RGB convolution, for example).
+# A stride-1 "taps" convolution takes its kernel gradient from `matmul_kernel_grad` when it
+# has at most NARROW_OUTPUT_FEATURES outputs (the generator's k7 64->3 RGB convolution) or at
+# most SMALL_KERNEL_TAPS taps on H x W (the phases of `transposed_as_subpixel`): measured
+# 1.3x to 3.7x faster than XLA's own on CPU for those; 3x3 kernels keep XLA's.
 NARROW_OUTPUT_FEATURES = 4
+SMALL_KERNEL_TAPS = 4
 
 
 def conv3d_as_2d_taps(
@@ -107,9 +110,9 @@ def conv3d_as_2d_taps(
     Mathematically identical to the native 3D convolution (same kernel layout, so the
     parameters are interchangeable), but several times faster on XLA's CPU backend: the
     paper-size final Conv3d k7 64->3 takes 5.7 s forward / 15 s forward+backward natively and
-    0.6 s / 1.2 s as taps (MEASURED.md, re-measured for this module). With stride 1 and at
-    most `NARROW_OUTPUT_FEATURES` outputs, the kernel gradient is computed as matrix
-    products (`narrow_output_kernel_grad`), about 3x faster again on CPU. Dilation is not
+    0.6 s / 1.2 s as taps (MEASURED.md, re-measured for this module). With stride 1 and few
+    outputs or a small kernel (`NARROW_OUTPUT_FEATURES`, `SMALL_KERNEL_TAPS`), the kernel
+    gradient is computed as matrix products (`matmul_kernel_grad`). Dilation is not
     supported.
     """
     del unused
@@ -122,14 +125,17 @@ def conv3d_as_2d_taps(
     else:
         pads = list(padding)
     pads = tuple((int(low), int(high)) for low, high in pads)
-    narrow = (
+    matmul_grad = (
         tuple(window_strides) == (1, 1, 1)
         and feature_group_count == 1
         and precision is None
-        and rhs.shape[-1] <= NARROW_OUTPUT_FEATURES
+        and (
+            rhs.shape[-1] <= NARROW_OUTPUT_FEATURES
+            or rhs.shape[1] * rhs.shape[2] <= SMALL_KERNEL_TAPS
+        )
     )
-    if narrow:
-        return _narrow_output_conv3d(lhs, rhs, pads)
+    if matmul_grad:
+        return _conv3d_with_matmul_kernel_grad(lhs, rhs, pads)
     return _conv3d_taps(lhs, rhs, tuple(window_strides), pads, feature_group_count, precision)
 
 
@@ -156,12 +162,12 @@ def _conv3d_taps(lhs, rhs, window_strides, pads, feature_group_count=1, precisio
     return total.reshape((batch, out_t, *total.shape[1:]))
 
 
-def narrow_output_kernel_grad(
+def matmul_kernel_grad(
     lhs: jax.Array, output_grad: jax.Array, kernel_shape: Sequence[int], pads
 ) -> jax.Array:
-    """The kernel gradient of a stride-1 3D convolution (NDHWC, DHWIO kernel) with few output
-    features, as kt matrix products: XLA's own (a convolution with 3 output features over
-    the whole clip) runs at a few GFLOP/s on CPU.
+    """The kernel gradient of a stride-1 3D convolution (NDHWC, DHWIO kernel) as kt matrix
+    products: XLA's own (a convolution over the whole clip with the output features as its
+    own) runs at a few GFLOP/s on CPU when those are few or the kernel is small.
 
     grad[a, i, j] = sum_p x_padded[p + (a, i, j)] dy[p]. The (i, j) shifts go into the
     columns of dy, stacked: D[t, h', w', (i, j, c)] = dy[t, h' - i, w' - j, c] (zero outside),
@@ -189,23 +195,25 @@ def narrow_output_kernel_grad(
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
-def _narrow_output_conv3d(lhs: jax.Array, rhs: jax.Array, pads) -> jax.Array:
+def _conv3d_with_matmul_kernel_grad(lhs: jax.Array, rhs: jax.Array, pads) -> jax.Array:
     return _conv3d_taps(lhs, rhs, (1, 1, 1), pads)
 
 
-def _narrow_output_conv3d_forward(lhs, rhs, pads):
+def _conv3d_with_matmul_kernel_grad_forward(lhs, rhs, pads):
     return _conv3d_taps(lhs, rhs, (1, 1, 1), pads), (lhs, rhs)
 
 
-def _narrow_output_conv3d_backward(pads, residuals, output_grad):
+def _conv3d_with_matmul_kernel_grad_backward(pads, residuals, output_grad):
     lhs, rhs = residuals
     _, input_vjp = jax.vjp(lambda x: _conv3d_taps(x, rhs, (1, 1, 1), pads), lhs)
     (lhs_grad,) = input_vjp(output_grad)
-    rhs_grad = narrow_output_kernel_grad(lhs, output_grad, rhs.shape, pads)
+    rhs_grad = matmul_kernel_grad(lhs, output_grad, rhs.shape, pads)
     return lhs_grad, rhs_grad.astype(rhs.dtype)
 
 
-_narrow_output_conv3d.defvjp(_narrow_output_conv3d_forward, _narrow_output_conv3d_backward)
+_conv3d_with_matmul_kernel_grad.defvjp(
+    _conv3d_with_matmul_kernel_grad_forward, _conv3d_with_matmul_kernel_grad_backward
+)
 
 
 def make_conv(
