@@ -59,5 +59,7 @@ setup(
         "beam": ["apache-beam>=2.77,<3"],
         # tfds.testing.DatasetBuilderTestCase reads through tf.data (tests only).
         "tfds-tests": ["tensorflow-cpu>=2.21,<2.22", "dill>=0.3"],
+        # benchmarks/peer.py: the paper-size generator in PyTorch, timed beside lipjax.
+        "bench": ["torch>=2.13,<2.15"],
     },
 )

@@ -28,11 +28,12 @@ import measure
 from absl import app, flags
 
 BENCHMARKS = pathlib.Path(__file__).resolve().parent
-SCRIPTS = ("train_step", "generate_speed", "upsampling", "scaling")
+SCRIPTS = ("train_step", "generate_speed", "upsampling", "peer", "scaling")
 SECTIONS = {
     "train_step": "Training step",
     "generate_speed": "generate()",
     "upsampling": "Up-sampling: transposed or sub-pixel",
+    "peer": "Against a PyTorch peer",
     "scaling": "Scaling over devices and processes",
 }
 PLATFORM_ORDER = ("gpu", "tpu", "cpu")

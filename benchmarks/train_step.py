@@ -80,10 +80,18 @@ COLUMNS = [
 # ------------------------------------------------------------------------ one row (worker)
 
 
-def build_config(name: str, dtype: str, quick: bool, backend: str):
-    """The experiment's config with the row's compute dtype; on CPU the 3D convolutions
-    run as temporal taps (the same function, several times faster on XLA's CPU backend,
-    as lipjax.inference.weights chooses for generate())."""
+def build_config(
+    name: str,
+    dtype: str,
+    quick: bool,
+    backend: str,
+    conv3d_impl: str = "",
+    upsample_impl: str = "",
+    remat: bool = False,
+):
+    """The experiment's config with the row's compute dtype; the implementations of the
+    3D and up-sampling convolutions and `model.remat` as given ("" keeps the config's,
+    "auto": the backend's fastest exact ones)."""
     from lipjax import configs
 
     if name == "grid":
@@ -95,8 +103,12 @@ def build_config(name: str, dtype: str, quick: bool, backend: str):
     if quick:
         configs.smoke(config)
     config.model.compute_dtype = dtype
-    if backend == "cpu":
-        config.model.conv3d_impl = "taps"
+    del backend  # "auto" resolves the backend's implementations when the step is traced
+    if conv3d_impl:
+        config.model.conv3d_impl = conv3d_impl
+    if upsample_impl:
+        config.model.upsample_impl = upsample_impl
+    config.model.remat = remat
     return config
 
 
@@ -156,9 +168,18 @@ def measure_row(args: argparse.Namespace) -> dict:
     import jax
 
     from lipjax import sharding
+    from lipjax.models.layers import resolve_impl
 
     backend = jax.default_backend()
-    config = build_config(args.config, args.dtype, args.quick, backend)
+    config = build_config(
+        args.config,
+        args.dtype,
+        args.quick,
+        backend,
+        args.conv3d_impl,
+        args.upsample_impl,
+        args.remat,
+    )
     mesh = sharding.make_mesh(1)
     step, state = jitted_train_step(config, mesh, jax.random.key(0))
     data = sharding.data_sharding(mesh)
@@ -169,7 +190,9 @@ def measure_row(args: argparse.Namespace) -> dict:
     result = {
         "backend": backend,
         "device_kind": jax.devices()[0].device_kind,
-        "conv3d_impl": config.model.conv3d_impl,
+        "conv3d_impl": resolve_impl("conv3d_impl", config.model.conv3d_impl),
+        "upsample_impl": resolve_impl("upsample_impl", config.model.upsample_impl),
+        "remat": config.model.remat,
         "upsample": config.model.upsample,
         "trace_s": trace_s,
         "compile_s": compile_s,
@@ -226,6 +249,8 @@ def worker_arguments(row: Row, batch: int, args: argparse.Namespace) -> list[str
         f"--warmup={args.warmup}",
         f"--repeats={args.repeats}",
     ]
+    arguments += [f"--conv3d_impl={args.conv3d_impl}", f"--upsample_impl={args.upsample_impl}"]
+    arguments += ["--remat"] if args.remat else []
     arguments += ["--quick"] if args.quick else []
     return arguments + (["--compile_only"] if args.compile_only else [])
 
@@ -241,8 +266,10 @@ def worker_env() -> dict[str, str]:
 def format_row(row: Row, batch: int, result: dict) -> list[str]:
     device = result["device_kind"]
     label = row.label + (" (quick sizes)" if result.get("quick") else "")
-    if result["upsample"] != "transposed" or result["conv3d_impl"] != "native":
-        label += f"; {result['upsample']}, conv3d {result['conv3d_impl']}"
+    label += (
+        f"; {result['upsample']} ({result.get('upsample_impl', 'native')}), "
+        f"conv3d {result['conv3d_impl']}" + (", remat" if result.get("remat") else "")
+    )
     compile_s = f"{result['trace_s'] + result['compile_s']:.1f}"
     plan = result.get("memory_plan")
     plan_cell = measure.gib(plan["total"]) if plan else "n/a"
@@ -426,8 +453,9 @@ def notes(results: dict[str, dict], args: argparse.Namespace) -> list[str]:
     if any(r.get("backend") == "cpu" for r in results.values()):
         lines.append(
             "Device peak memory is not tracked on CPU; the XLA memory plan (arguments + "
-            "outputs + temporaries - donated buffers) stands in for it. The paper-size rows "
-            "use conv3d_impl=taps on CPU (the same function, faster there)."
+            "outputs + temporaries - donated buffers) stands in for it. Each row's label "
+            "names the up-sampling (its implementation) and the 3D-convolution "
+            "implementation it ran with (all exact: the same function and parameters)."
         )
     measure.add_load_warning(lines)
     return lines
@@ -456,6 +484,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         action="store_true",
         help="compile each row and report FLOPs and XLA's memory plan, run nothing",
     )
+    parser.add_argument(
+        "--conv3d_impl", default="", help="model.conv3d_impl of every row (default: config's)"
+    )
+    parser.add_argument(
+        "--upsample_impl", default="", help="model.upsample_impl of every row (default: config's)"
+    )
+    parser.add_argument("--remat", action="store_true", help="model.remat (residual blocks)")
     parser.add_argument("--json", default=None, help="also write the tables here (run_all)")
     # Worker mode (one row, in a process of its own).
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)

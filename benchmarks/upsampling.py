@@ -1,16 +1,19 @@
-"""Transposed against sub-pixel up-sampling, native against taps 3D convolutions, on the
-current backend: which generator to build where.
+"""Transposed against sub-pixel up-sampling, native against taps 3D convolutions, and the
+paper's transposed layer computed natively or as its exact sub-pixel decomposition
+("phases"), on the current backend: which implementation "auto" should pick where.
 
     python benchmarks/upsampling.py [--quick] [--batch 2] [--dtypes float32] [--json PATH]
 
-Two measurements per (upsample, conv3d_impl, dtype):
+Two measurements per (upsample, conv3d_impl, upsample_impl, dtype):
 - the decoder's two up-sampling blocks (`lipjax.models.layers.UpsampleBlock`, 256->128->64
   channels, 16x16 -> 64x64 over 16 frames, + BatchNorm + ReLU), forward and forward +
   backward (gradients of the parameters and the input), in training mode;
 - the whole paper-size generator (`experiments/grid.py`'s model), forward + backward.
-"transposed" is `nn.ConvTranspose` whatever conv3d_impl says, so its up-sampling blocks are
-timed once. Sub-pixel (Conv3D to 4x channels, then depth-to-space) spans the same family of
-2x up-samplings; the fastest row of each backend is the one to choose there.
+"transposed"/"native" is `lax.conv_transpose` whatever conv3d_impl says, so its up-sampling
+blocks are timed once; "transposed"/"phases" is the same function and parameters computed
+as one stride-1 convolution + depth-to-space, and honours conv3d_impl. "subpixel" (Conv3D
+to 4x channels, ICNR) is a different layer spanning the same family of 2x up-samplings.
+The fastest exact row of each backend is what `layers.FASTEST_IMPLS` should say there.
 """
 
 from __future__ import annotations
@@ -23,11 +26,14 @@ import sys
 import measure
 
 SCRIPT = pathlib.Path(__file__).resolve()
+# (upsample, conv3d_impl, upsample_impl); the first is the paper's layer computed natively.
 VARIANTS = (
-    ("transposed", "native"),
-    ("subpixel", "native"),
-    ("subpixel", "taps"),
-    ("transposed", "taps"),
+    ("transposed", "native", "native"),
+    ("transposed", "taps", "native"),
+    ("transposed", "native", "phases"),
+    ("transposed", "taps", "phases"),
+    ("subpixel", "native", "-"),
+    ("subpixel", "taps", "-"),
 )
 
 
@@ -45,7 +51,7 @@ def time_function(args, function, *inputs) -> tuple[float, float]:
     return seconds, compile_s
 
 
-def upsampling_blocks(mode: str, impl: str, dtype, width: float):
+def upsampling_blocks(mode: str, impl: str, upsample_impl: str, dtype, width: float):
     """The decoder's two up-sampling blocks as one flax module."""
     import flax.linen as nn
 
@@ -59,6 +65,7 @@ def upsampling_blocks(mode: str, impl: str, dtype, width: float):
                     scale_width(channels, width),
                     mode,
                     conv3d_impl=impl,
+                    upsample_impl="native" if upsample_impl == "-" else upsample_impl,
                     dtype=dtype,
                     name=f"up_{index + 1}",
                 )(x, train)
@@ -110,10 +117,15 @@ def measure_backend(args) -> list[dict]:
         )
         audio = jax.random.normal(key, (args.batch, 64, 128, 1), jnp.float32)
         identity = jax.random.uniform(key, (args.batch, 64, 64, 3), jnp.float32, -1, 1)
-        for mode, impl in args.variants:
-            row = {"upsample": mode, "conv3d_impl": impl, "dtype": dtype_name}
-            if not (mode == "transposed" and impl == "taps"):
-                blocks = upsampling_blocks(mode, impl, dtype, model.width)
+        for mode, impl, upsample_impl in args.variants:
+            row = {
+                "upsample": mode,
+                "conv3d_impl": impl,
+                "upsample_impl": upsample_impl,
+                "dtype": dtype_name,
+            }
+            if (mode, impl, upsample_impl) != ("transposed", "taps", "native"):
+                blocks = upsampling_blocks(mode, impl, upsample_impl, dtype, model.width)
                 variables = blocks.init(key, features, train=False)
                 forward, backward = training_losses(
                     blocks, variables, features, input_gradients=True
@@ -127,6 +139,7 @@ def measure_backend(args) -> list[dict]:
                 num_residual_blocks=model.generator_residual_blocks,
                 upsample=mode,
                 conv3d_impl=impl,
+                upsample_impl="native" if upsample_impl == "-" else upsample_impl,
                 output_kernel=model.output_kernel,
                 dtype=dtype,
             )
@@ -138,7 +151,7 @@ def measure_backend(args) -> list[dict]:
                 backward, variables["params"], audio, identity
             )
             results.append(row)
-            print(f"{mode}/{impl}/{dtype_name}: done", file=sys.stderr, flush=True)
+            print(f"{mode}/{impl}/{upsample_impl}/{dtype_name}: done", file=sys.stderr, flush=True)
     return results
 
 
@@ -153,6 +166,7 @@ def run(args) -> list[measure.Table]:
         [
             "upsample",
             "conv3d_impl",
+            "upsample_impl",
             "device",
             "dtype",
             "batch",
@@ -169,31 +183,34 @@ def run(args) -> list[measure.Table]:
             [
                 row["upsample"],
                 row["conv3d_impl"],
+                row["upsample_impl"],
                 device,
                 row["dtype"],
                 str(args.batch),
-                measure.milliseconds(row["blocks_forward"]) if has_blocks else "as native",
-                measure.milliseconds(row["blocks_backward"]) if has_blocks else "as native",
+                measure.milliseconds(row["blocks_forward"]) if has_blocks else "as native/native",
+                measure.milliseconds(row["blocks_backward"]) if has_blocks else "as native/native",
                 f"**{measure.milliseconds(row['generator_backward'])}**",
                 (f"{row['blocks_compile']:.1f} / " if has_blocks else "- / ")
                 + f"{row['generator_compile']:.1f}",
             ]
         )
     for dtype in args.dtypes.split(","):
-        rows = [r for r in results if r["dtype"] == dtype]
-        best = min(rows, key=lambda r: r["generator_backward"])
-        paper = next((r for r in rows if (r["upsample"], r["conv3d_impl"]) == VARIANTS[0]), None)
-        if paper is None:
+        rows = [r for r in results if r["dtype"] == dtype and r["upsample"] == "transposed"]
+        key = ("upsample", "conv3d_impl", "upsample_impl")
+        paper = next((r for r in rows if tuple(r[k] for k in key) == VARIANTS[0]), None)
+        if paper is None or not rows:
             continue
+        best = min(rows, key=lambda r: r["generator_backward"])
         speedup = paper["generator_backward"] / best["generator_backward"]
         table.notes.append(
-            f"{backend} {dtype}: the fastest generator training pass is {best['upsample']} "
-            f"with conv3d {best['conv3d_impl']}, {speedup:.2f}x the paper's transposed/native."
+            f"{backend} {dtype}: the fastest exact generator training pass (the paper's "
+            f"transposed layer) is conv3d_impl={best['conv3d_impl']}, "
+            f"upsample_impl={best['upsample_impl']}, {speedup:.2f}x native/native."
         )
     if backend != "gpu":
         for dtype in ("float32", "bfloat16"):
-            for mode, impl in VARIANTS:
-                table.rows.append([mode, impl, "GPU", dtype, "", measure.NO_GPU])
+            for mode, impl, upsample_impl in VARIANTS:
+                table.rows.append([mode, impl, upsample_impl, "GPU", dtype, "", measure.NO_GPU])
     timing = measure.timing_note(
         repeats=args.repeats, iterations=args.iterations, warmup=args.warmup
     )
@@ -213,18 +230,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--dtypes", default="", help="default: float32,bfloat16 on GPU")
     parser.add_argument(
         "--variants",
-        default=",".join(f"{mode}/{impl}" for mode, impl in VARIANTS),
-        help="upsample/conv3d_impl pairs",
+        default=",".join("/".join(variant) for variant in VARIANTS),
+        help="upsample/conv3d_impl/upsample_impl triples",
     )
     parser.add_argument("--iterations", type=int, default=None)
     parser.add_argument("--warmup", type=int, default=None)
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--json", default=None, help="also write the tables here (run_all)")
     args = parser.parse_args(argv)
-    args.variants = [tuple(pair.split("/")) for pair in args.variants.split(",")]
-    for pair in args.variants:
-        if pair not in VARIANTS:
-            parser.error(f"--variants: unknown {'/'.join(pair)}")
+    args.variants = [tuple(variant.split("/")) for variant in args.variants.split(",")]
+    for variant in args.variants:
+        if variant not in VARIANTS:
+            parser.error(f"--variants: unknown {'/'.join(variant)}")
     import jax
 
     on_gpu = jax.default_backend() == "gpu"

@@ -30,7 +30,17 @@ def base_config() -> ml_collections.ConfigDict:
     config.model.generator_residual_blocks = 9  # decoder residual blocks (paper: 9; "paper" only)
     config.model.upsample = "transposed"  # "transposed" (paper) or "subpixel"
     config.model.identity_skip = False  # decoder predicts a residual on the identity image
-    config.model.conv3d_impl = "native"  # "native" or "taps" (same function, faster on CPU)
+    # How the networks' 3D convolutions are computed: "native", "taps" (a sum of 2D
+    # convolutions) or "auto" (the fastest on the backend the step runs on, see
+    # models.layers.FASTEST_IMPLS); all compute the same function of the same parameters.
+    config.model.conv3d_impl = "auto"
+    # How model.upsample="transposed" is computed: "native" (lax.conv_transpose), "phases"
+    # (its exact sub-pixel decomposition: a stride-1 conv to 4x channels + depth-to-space)
+    # or "auto" (the backend's fastest); the same function of the same parameters.
+    config.model.upsample_impl = "auto"
+    # Recompute the generator's residual blocks in the backward pass instead of storing
+    # their activations: less memory for a little more compute, the same function.
+    config.model.remat = False
     config.model.output_kernel = 7  # last Conv3d of the decoder, k on every axis (paper: 7;
     # "paper" only)
     config.model.audio_width = 0.0  # audio encoder's own multiplier; 0 = model.width ("paper")

@@ -19,7 +19,6 @@ import shutil
 from typing import Any
 
 import flax.linen as nn
-import jax
 
 from lipjax import checkpointing
 from lipjax.models import build_generator
@@ -38,12 +37,11 @@ class Weights:
     batch_stats: Any  # generator BatchNorm running statistics
     source: str = ""  # where they were loaded from (for messages)
 
-    def generator(self, conv3d_impl: str | None = None) -> nn.Module:
+    def generator(self, conv3d_impl: str = "auto") -> nn.Module:
         """The flax module of `model["architecture"]` (`models.build_generator`, as in
-        training). `conv3d_impl` defaults to "taps" on CPU and "native" elsewhere (the same
-        function; only the speed differs)."""
-        if conv3d_impl is None:
-            conv3d_impl = "taps" if jax.default_backend() == "cpu" else "native"
+        training), its 3D convolutions and up-sampling computed the fastest exact way for
+        the backend ("auto", `lipjax.models.layers.resolve_impl`): the same function, only
+        the speed differs."""
         return build_generator(self.model, conv3d_impl=conv3d_impl)
 
     @property

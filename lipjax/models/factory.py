@@ -38,6 +38,8 @@ _FIELDS = {
         "identity_skip": "identity_skip",
         "output_kernel": "output_kernel",
         "conv3d_impl": "conv3d_impl",
+        "upsample_impl": "upsample_impl",
+        "remat": "remat",
         "audio_width": "audio_width",
         "warp_identity": "warp_identity",
         "warp_flow_scale": "warp_flow_scale",

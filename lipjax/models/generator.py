@@ -126,8 +126,14 @@ class Generator(nn.Module):
       identity_skip: when True the decoder predicts a residual on top of the identity image:
         video = tanh(logits + atanh(clip(p_r, +-0.999))), p_r repeated over time; with zero
         logits the output is the (clipped) identity image. Not in the paper (False there).
-      conv3d_impl: "native" or "taps" (`layers.conv3d_as_2d_taps`): the same function and
-        parameters; "taps" is several times faster on CPU.
+      conv3d_impl: "native", "taps" (`layers.conv3d_as_2d_taps`) or "auto" (the backend's
+        fastest, `layers.resolve_impl`): the same function and parameters; "taps" is several
+        times faster on CPU.
+      upsample_impl: how the "transposed" up-sampling is computed: "native"
+        (`lax.conv_transpose`), "phases" (its exact sub-pixel decomposition) or "auto"; the
+        same function and parameters.
+      remat: recompute the residual blocks' activations in the backward pass instead of
+        storing them (`nn.remat`): less memory, the same function and parameters.
       output_kernel: kernel size of the last Conv3d on every axis (paper: 7). At 64x64 that
         layer is the most expensive of the generator; CPU configs use 3.
       audio_width: channel multiplier of the audio encoder alone (0 = `width`). The audio
@@ -158,7 +164,9 @@ class Generator(nn.Module):
     num_residual_blocks: int = 9
     upsample: str = "transposed"
     identity_skip: bool = False
-    conv3d_impl: str = "native"
+    conv3d_impl: str = "auto"
+    upsample_impl: str = "auto"
+    remat: bool = False
     output_kernel: int = 7
     audio_width: float = 0.0
     warp_identity: bool = False
@@ -199,11 +207,21 @@ class Generator(nn.Module):
         else:
             x = fuse_audio_identity(audio_features, image_features, self.audio_frequency_axis)
         x = ConvBlock(features, (3, 3, 3), **conv3d, name="fusion")(x, train)
+        # `train` (argument 2, counting the module) decides BatchNorm's mode: static.
+        residual_block = (
+            nn.remat(ResidualBlock, static_argnums=(2,)) if self.remat else ResidualBlock
+        )
         for index in range(self.num_residual_blocks):
-            x = ResidualBlock(features, (1, 3, 3), **conv3d, name=f"residual_{index + 1}")(x, train)
+            x = residual_block(features, (1, 3, 3), **conv3d, name=f"residual_{index + 1}")(
+                x, train
+            )
         for index, channels in enumerate((128, 64)):
             x = UpsampleBlock(
-                scale_width(channels, self.width), self.upsample, **conv3d, name=f"up_{index + 1}"
+                scale_width(channels, self.width),
+                self.upsample,
+                upsample_impl=self.upsample_impl,
+                **conv3d,
+                name=f"up_{index + 1}",
             )(x, train)
             if self.identity_unet_skips:
                 skip = broadcast_over_time(identity_skips[x.shape[2]], x.shape[1])
