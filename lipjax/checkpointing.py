@@ -1,13 +1,19 @@
-"""Orbax checkpoints of a training run: the latest few, and the best by a metric.
+"""Every checkpoint lipjax writes, in one format (orbax).
 
-Each checkpoint holds the train state (arrays, restored with their shardings) and the
-grain input iterator's position (one JSON file per process), so a resumed run continues
-with exactly the next batch.
+- A training run (`Checkpointer`): the latest few and the best by a metric; each holds the
+  train state (arrays, restored with their shardings) and the grain input iterator's
+  position (one JSON file per process), so a resumed run continues with the next batch.
+- A network on its own (`save_tree` / `restore_tree`): a pytree of arrays with JSON-able
+  metadata, written and read by one process onto its first device: pretrained FlowNet and
+  perceptual autoencoder, exported generator weights, the landmark regressor, the sync
+  expert.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 import pathlib
 from typing import Any
 
@@ -154,7 +160,7 @@ def load_params(
             f"checkpoint: {path} is not a lipjax training checkpoint (no 'state' item); "
             "pass a run's workdir or one of its checkpoint folders"
         )
-    tree = restore_on_one_device(state_dir)
+    tree, _ = restore_tree(state_dir)
     if "params" not in tree or "generator" not in tree["params"]:
         raise ValueError(f"checkpoint: {path} holds no generator parameters")
     params = dict(tree["params"])
@@ -189,13 +195,37 @@ def first_local_device() -> jax.sharding.SingleDeviceSharding:
     return jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
 
 
-def restore_on_one_device(path: str | pathlib.Path) -> Any:
-    """An orbax pytree checkpoint restored onto this process's first device, whatever mesh
-    it was saved from (a run trained on 8 devices loads on a laptop)."""
-    checkpointer = local_checkpointer()
-    device = first_local_device()
-    metadata = checkpointer.metadata(path).item_metadata
-    target = jax.tree.map(
-        lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=device), metadata
-    )
-    return checkpointer.restore(path, target)
+def abstract_on_first_local_device(leaf: Any) -> jax.ShapeDtypeStruct:
+    """Where to restore an array (or its metadata) for this process alone."""
+    return jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=first_local_device())
+
+
+def save_tree(path: str | pathlib.Path, tree: Any, metadata: dict | None = None) -> pathlib.Path:
+    """Saves a pytree of arrays (replacing what is at `path`) with JSON-able `metadata`."""
+    path = pathlib.Path(path).absolute()
+    with local_checkpointer() as checkpointer:
+        checkpointer.save(path, jax.device_get(tree), force=True, custom_metadata=metadata)
+    return path
+
+
+def restore_tree(path: str | pathlib.Path) -> tuple[Any, dict]:
+    """(pytree, metadata) saved by `save_tree` (or a train state's `state` item), restored
+    onto this process's first device whatever mesh it was saved from (a run trained on 8
+    devices loads on a laptop). Raises FileNotFoundError naming `path` when it is absent."""
+    path = pathlib.Path(path).absolute()
+    if not path.exists():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    with local_checkpointer() as checkpointer:
+        metadata = checkpointer.metadata(path)
+        target = jax.tree.map(abstract_on_first_local_device, metadata.item_metadata.tree)
+        tree = checkpointer.restore(path, target)
+    return tree, dict(metadata.custom_metadata or {})
+
+
+def write_json(path: str | pathlib.Path, content: Any) -> None:
+    """Writes JSON atomically (a temporary file, then a rename): a report beside a
+    checkpoint is never seen half-written."""
+    path = pathlib.Path(path)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(content, indent=2, sort_keys=False) + "\n")
+    os.replace(temporary, path)

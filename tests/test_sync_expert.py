@@ -3,6 +3,10 @@ expert finding known offsets on videos it has never seen."""
 
 from __future__ import annotations
 
+import json
+
+import flax.serialization
+import jax
 import numpy as np
 import pytest
 
@@ -138,13 +142,28 @@ def test_a_few_training_steps_and_a_save_load_round_trip(tmp_path):
     for a, b in zip(before, after, strict=True):
         assert a.shape[:2] == (1, 4)
         np.testing.assert_allclose(a, b, atol=1e-6)
-    with pytest.raises(FileNotFoundError, match="sync_expert"):
+    with pytest.raises(FileNotFoundError, match="sync expert"):
         lip_sync.load_expert(tmp_path / "missing")
+    # An expert saved in the earlier format (one msgpack file) still loads.
+    legacy = tmp_path / "legacy"
+    legacy.mkdir()
+    payload = {
+        "architecture": json.dumps(lip_sync.architecture_of(module)),
+        "params": jax.tree.map(np.asarray, variables["params"]),
+    }
+    (legacy / lip_sync.LEGACY_EXPERT_FILE).write_bytes(
+        flax.serialization.msgpack_serialize(payload)
+    )
+    legacy_module, legacy_variables = lip_sync.load_expert(legacy)
+    assert legacy_module == module
+    np.testing.assert_allclose(
+        lip_sync.embed(legacy_module, legacy_variables, grey, log_mel)[0], before[0], atol=1e-6
+    )
 
 
 def test_the_shipped_expert_is_small():
-    path = lip_sync.shipped_expert_path() / lip_sync.EXPERT_FILE
-    assert path.stat().st_size < 2 * 1024 * 1024
+    path = lip_sync.shipped_expert_path() / lip_sync.EXPERT_DIR
+    assert sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) < 2 * 1024 * 1024
 
 
 def test_scorer_checks_its_inputs():

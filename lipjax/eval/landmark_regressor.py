@@ -152,12 +152,8 @@ def predict_landmarks(variables, frames, batch_size: int = 256) -> np.ndarray:
 
 
 def save_regressor(variables, path) -> pathlib.Path:
-    """Save the variables as an orbax checkpoint directory at `path` (replaced if present)."""
-    path = pathlib.Path(path).absolute()
-    checkpointer = checkpointing.local_checkpointer()
-    checkpointer.save(path, jax.device_get(variables), force=True)
-    checkpointer.wait_until_finished()
-    return path
+    """Saves the variables at `path` (replaced if present; `lipjax.checkpointing.save_tree`)."""
+    return checkpointing.save_tree(path, variables)
 
 
 def load_regressor(path=None) -> dict:
@@ -165,15 +161,9 @@ def load_regressor(path=None) -> dict:
     path = pathlib.Path(path if path is not None else shipped_regressor_path()).absolute()
     if not path.is_dir():
         raise FileNotFoundError(f"no landmark regressor checkpoint at {path}")
-    checkpointer = checkpointing.local_checkpointer()
-    saved = checkpointer.metadata(path).item_metadata.tree
-    module = _module_from_params(saved["params"])
-    device = checkpointing.first_local_device()
-    target = jax.tree.map(
-        lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=device),
-        jax.eval_shape(lambda: init_regressor(0, module)),
-    )
-    return checkpointer.restore(path, target)
+    variables, _ = checkpointing.restore_tree(path)
+    _module_from_params(variables["params"])  # a clear error if they are not a regressor's
+    return variables
 
 
 # Training data and augmentation.

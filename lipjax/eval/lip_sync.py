@@ -46,6 +46,7 @@ import optax
 import scipy.ndimage
 import tqdm
 
+from lipjax import checkpointing
 from lipjax.data import audio as audio_lib
 from lipjax.data import datasets, pipeline
 from lipjax.models.sync_expert import (
@@ -63,7 +64,8 @@ from lipjax.models.sync_expert import (
 MAX_OFFSET = 7  # offsets -7..7 frames are searched (the synthetic delays are 0..4)
 TRAIN_SHIFTS = 4  # off-sync negatives at +-1..4 frames from the in-sync audio
 TEMPERATURE = 0.1  # of the InfoNCE logits (cosine similarities / temperature)
-EXPERT_FILE = "sync_expert.msgpack"
+EXPERT_DIR = "expert"  # lipjax.checkpointing.save_tree
+LEGACY_EXPERT_FILE = "sync_expert.msgpack"  # how experts were saved before
 REPORT_FILE = "sync_expert_report.json"
 
 
@@ -301,38 +303,40 @@ def architecture_of(module: SyncExpert) -> dict:
 
 
 def save_expert(variables, directory, module: SyncExpert, report: dict | None = None):
-    """Writes DIRECTORY/sync_expert.msgpack (float32 parameters and the architecture), and
-    the report as JSON beside it."""
+    """Writes DIRECTORY/expert (float32 parameters, the architecture as metadata;
+    `lipjax.checkpointing.save_tree`) and the report as JSON beside it."""
     directory = pathlib.Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    payload = {
-        "architecture": json.dumps(architecture_of(module)),
-        "params": jax.tree.map(lambda x: np.asarray(x, np.float32), variables["params"]),
-    }
-    path = directory / EXPERT_FILE
-    path.write_bytes(flax.serialization.msgpack_serialize(payload))
+    params = jax.tree.map(lambda x: np.asarray(x, np.float32), variables["params"])
+    path = checkpointing.save_tree(
+        directory / EXPERT_DIR, {"params": params}, {"architecture": architecture_of(module)}
+    )
     if report is not None:
-        (directory / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
+        checkpointing.write_json(directory / REPORT_FILE, report)
     return path
 
 
 def load_expert(path=None) -> tuple[SyncExpert, dict]:
-    """(module, variables) saved by `save_expert` in directory `path` (or the file itself);
-    default: the expert shipped with lipjax."""
-    path = pathlib.Path(path) if path is not None else shipped_expert_path()
-    if path.is_dir():
-        path = path / EXPERT_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"sync expert: no {EXPERT_FILE} at {path}")
-    payload = flax.serialization.msgpack_restore(path.read_bytes())
-    architecture = json.loads(payload["architecture"])
+    """(module, variables) saved by `save_expert` in directory `path`; default: the expert
+    shipped with lipjax. Experts saved before lipjax kept every network in one format
+    (DIRECTORY/sync_expert.msgpack) still load."""
+    directory = pathlib.Path(path) if path is not None else shipped_expert_path()
+    if (directory / EXPERT_DIR).is_dir():
+        variables, metadata = checkpointing.restore_tree(directory / EXPERT_DIR)
+        architecture = metadata["architecture"]
+    elif (directory / LEGACY_EXPERT_FILE).is_file() or directory.suffix == ".msgpack":
+        legacy = directory if directory.suffix == ".msgpack" else directory / LEGACY_EXPERT_FILE
+        payload = flax.serialization.msgpack_restore(legacy.read_bytes())
+        architecture = json.loads(payload["architecture"])
+        variables = {"params": jax.tree.map(jnp.asarray, payload["params"])}
+    else:
+        raise FileNotFoundError(f"sync expert: no {EXPERT_DIR}/ in {directory}")
     module = SyncExpert(
         lip_features=tuple(architecture["lip_features"]),
         speech_features=tuple(architecture["speech_features"]),
         embedding=int(architecture["embedding"]),
     )
-    params = jax.tree.map(jnp.asarray, payload["params"])
-    return module, {"params": params}
+    return module, variables
 
 
 # ---------------------------------------------------------------- scoring

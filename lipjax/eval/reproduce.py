@@ -87,12 +87,12 @@ def fingerprint(tree: Any) -> str:
 
 def pretraining_fingerprint(pretrained_dir: pathlib.Path) -> dict[str, str]:
     """Fingerprints of the FlowNet and perceptual checkpoints found in `pretrained_dir`."""
-    from lipjax.train import pretrain_flownet
+    from lipjax import checkpointing
 
     prints = {}
     for network in ("flownet", "perceptual"):
         if (pretrained_dir / network).is_dir():
-            tree, _ = pretrain_flownet.restore_checkpoint(pretrained_dir / network)
+            tree, _ = checkpointing.restore_tree(pretrained_dir / network)
             prints[network] = fingerprint(tree)
     return prints
 

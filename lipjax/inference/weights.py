@@ -80,7 +80,7 @@ def load_weights(path: str | pathlib.Path | None = None) -> Weights:
         raise FileNotFoundError(f"checkpoint: {path} does not exist")
     if (path / MODEL_FILE).is_file():
         model = json.loads((path / MODEL_FILE).read_text())
-        tree = checkpointing.restore_on_one_device(path / VARIABLES_DIR)
+        tree, _ = checkpointing.restore_tree(path / VARIABLES_DIR)
         return Weights(model, tree["params"], tree["batch_stats"], str(path))
     config_path = _find_run_config(path)
     if config_path is None:
@@ -107,10 +107,7 @@ def save_weights(weights: Weights, path: str | pathlib.Path) -> pathlib.Path:
         shutil.rmtree(path)
     path.mkdir(parents=True)
     (path / MODEL_FILE).write_text(json.dumps(weights.model, indent=2, sort_keys=True))
-    checkpointer = checkpointing.local_checkpointer()
-    checkpointer.save(
-        path / VARIABLES_DIR,
-        {"params": weights.params, "batch_stats": weights.batch_stats},
+    checkpointing.save_tree(
+        path / VARIABLES_DIR, {"params": weights.params, "batch_stats": weights.batch_stats}
     )
-    checkpointer.wait_until_finished()
     return path

@@ -83,41 +83,6 @@ _STREAM_LIP_PAIRS = 4
 # ------------------------------------------------------------------- shared helpers
 
 
-def save_json(path: str | os.PathLike, content: Any) -> None:
-    """Write JSON atomically (temporary file, then rename)."""
-    path = Path(path)
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(content, indent=2, sort_keys=False) + "\n")
-    os.replace(temporary, path)
-
-
-def save_checkpoint(
-    path: str | os.PathLike, tree: Any, metadata: dict[str, Any] | None = None
-) -> None:
-    """Save a pytree of arrays with orbax (overwriting), plus JSON-able `metadata`."""
-    with checkpointing.local_checkpointer() as checkpointer:
-        checkpointer.save(
-            Path(path).resolve(), jax.device_get(tree), force=True, custom_metadata=metadata
-        )
-
-
-def restore_checkpoint(path: str | os.PathLike) -> tuple[Any, dict[str, Any]]:
-    """(pytree, metadata) saved by `save_checkpoint`, restored onto this process's first
-    device whatever device it was saved from."""
-    path = Path(path).resolve()
-    if not path.exists():
-        raise FileNotFoundError(f"no checkpoint at {path}")
-    with checkpointing.local_checkpointer() as checkpointer:
-        metadata = checkpointer.metadata(path)
-        target = jax.tree.map(_abstract_on_first_device, metadata.item_metadata.tree)
-        tree = checkpointer.restore(path, target)
-    return tree, dict(metadata.custom_metadata or {})
-
-
-def _abstract_on_first_device(leaf: Any) -> jax.ShapeDtypeStruct:
-    return jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=checkpointing.first_local_device())
-
-
 @dataclasses.dataclass
 class TrainingResult:
     state: Any
@@ -160,7 +125,9 @@ def train_resumable(
         restored = manager.restore(
             latest,
             args=ocp.args.Composite(
-                state=ocp.args.StandardRestore(jax.tree.map(_abstract_on_first_device, state)),
+                state=ocp.args.StandardRestore(
+                    jax.tree.map(checkpointing.abstract_on_first_local_device, state)
+                ),
                 log=ocp.args.JsonRestore(),
             ),
         )
@@ -314,13 +281,13 @@ def flip_horizontally(pairs: np.ndarray, flow: np.ndarray, flip: np.ndarray):
 def load_flownet(path: str | os.PathLike) -> Any:
     """FlowNetS params saved by `run`: use as `FlowNetS(width).apply({"params": params}, ...)`
     (or `video_flows(model.apply, {"params": params}, video)`)."""
-    params, _ = restore_checkpoint(path)
+    params, _ = checkpointing.restore_tree(path)
     return params
 
 
 def load_flownet_model(path: str | os.PathLike) -> tuple[FlowNetS, Any]:
     """(FlowNetS of the saved width, params) from a checkpoint written by `run`."""
-    params, metadata = restore_checkpoint(path)
+    params, metadata = checkpointing.restore_tree(path)
     if "width" in metadata:
         width = float(metadata["width"])
     else:  # conv1 has round(64 * width) output channels
@@ -572,8 +539,8 @@ def run(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict:
         logger.info("FlowNet stage A found in %s; skipping it", stage_a_checkpoint)
     else:
         params, synthetic_report = _synthetic_stage(settings, model, train_step, predict, workdir)
-        save_checkpoint(stage_a_checkpoint, params, metadata)
-        save_json(stage_a_report_path, synthetic_report)
+        checkpointing.save_tree(stage_a_checkpoint, params, metadata)
+        checkpointing.write_json(stage_a_report_path, synthetic_report)
         shutil.rmtree(workdir / PROGRESS_DIR / "synthetic", ignore_errors=True)
     synthetic_params = params
 
@@ -621,7 +588,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict:
         "total_wall_s": round(time.perf_counter() - started, 1),
         "config": settings.to_dict(),
     }
-    save_checkpoint(final_checkpoint, params, metadata)
-    save_json(report_path, report)
+    checkpointing.save_tree(final_checkpoint, params, metadata)
+    checkpointing.write_json(report_path, report)
     shutil.rmtree(workdir / PROGRESS_DIR, ignore_errors=True)
     return report

@@ -33,13 +33,11 @@ import ml_collections
 import numpy as np
 import optax
 
+from lipjax import checkpointing
 from lipjax.data import datasets
 from lipjax.models.perceptual import PerceptualAutoencoder, PerceptualEncoder
 from lipjax.train.pretrain_flownet import (
     loss_summary,
-    restore_checkpoint,
-    save_checkpoint,
-    save_json,
     train_resumable,
     uint8_to_unit,
 )
@@ -114,7 +112,7 @@ def reconstruct(model: PerceptualAutoencoder, variables: Any, frames: np.ndarray
 
 def load_perceptual_autoencoder(path: str | os.PathLike) -> tuple[PerceptualAutoencoder, Any]:
     """(PerceptualAutoencoder as trained, variables {"params", "batch_stats"})."""
-    variables, metadata = restore_checkpoint(path)
+    variables, metadata = checkpointing.restore_tree(path)
     model = PerceptualAutoencoder(
         width=float(metadata["width"]),
         num_residual_blocks=int(metadata["num_residual_blocks"]),
@@ -130,7 +128,7 @@ def load_perceptual_encoder(path: str | os.PathLike) -> tuple[PerceptualEncoder,
     features (N, 16, 16, 256 * width) with BatchNorm's running statistics (eval mode); fold
     the time axis of videos into N.
     """
-    variables, metadata = restore_checkpoint(path)
+    variables, metadata = checkpointing.restore_tree(path)
     encoder = PerceptualEncoder(
         width=float(metadata["width"]), num_residual_blocks=int(metadata["num_residual_blocks"])
     )
@@ -231,7 +229,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict:
         "num_residual_blocks": int(options.num_residual_blocks),
         "upsample": str(options.upsample),
     }
-    save_checkpoint(checkpoint, variables, metadata)
-    save_json(report_path, report)
+    checkpointing.save_tree(checkpoint, variables, metadata)
+    checkpointing.write_json(report_path, report)
     shutil.rmtree(workdir / PROGRESS_DIR, ignore_errors=True)
     return report
