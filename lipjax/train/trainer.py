@@ -225,6 +225,87 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     return _train_gan(config, path, flownet_params, perceptual_variables, sync_expert_variables)
 
 
+class _Validation:
+    """Periodic validation of a GAN run: the generator (its weight average where there is
+    one, and then the trained weights beside it) scored on `config.eval.max_batches`
+    batches of the validation split, every process on its shard; samples and TensorBoard
+    from process 0."""
+
+    def __init__(self, config, workdir, networks, mesh, schedule, writers):
+        self.config, self.workdir, self.schedule, self.writers = config, workdir, schedule, writers
+        self.data_sharding = sharding.data_sharding(mesh)
+        replicated = sharding.replicated(mesh)
+        self.generate_fn = jax.jit(
+            functools.partial(train_step.generate_videos, networks),
+            in_shardings=(replicated, replicated, self.data_sharding, self.data_sharding),
+            out_shardings=self.data_sharding,  # each process scores its own rows
+        )
+        self.landmark_scorer = evaluation.LandmarkScorer()
+        self.source = datasets.open_split(
+            config.dataset, config.eval.split, config.data_dir or None
+        )
+        self.seconds = 0.0  # wall time spent here (this invocation, not resumed ones)
+        self.loop_start = time.perf_counter()  # set again when the training loop starts
+
+    def score(self, params, batch_stats) -> evaluation.EvalResult:
+        config = self.config
+        batches = pipeline.create_eval_iterator(
+            config.dataset,
+            config.eval.split,
+            config.data_dir or None,
+            global_batch_size=config.batch_size,
+            cache_dir=self.workdir / "data_index",
+            audio_lookahead=config.model.audio_lookahead_frames,
+            num_threads=config.input.read_threads,
+            max_batches=config.eval.max_batches,
+        )
+
+        def generate(batch):
+            arrays = pipeline.to_global_arrays(
+                {"audio": batch["audio"], "identity": batch["identity"]}, self.data_sharding
+            )
+            videos = self.generate_fn(params, batch_stats, arrays["audio"], arrays["identity"])
+            return pipeline.to_local_rows(videos)
+
+        # Every process scores its shard; evaluation.evaluate combines the processes.
+        return evaluation.evaluate(
+            generate,
+            batches,
+            self.landmark_scorer,
+            num_samples=config.eval.num_samples,
+            sharpness=config.eval.sharpness,
+        )
+
+    def __call__(self, state, step: int) -> dict:
+        """Scores `state` at `step`, writes its scalars and samples; returns the scalars."""
+        started = time.perf_counter()
+        result = self.score(state.generator_for_eval(), state.batch_stats)
+        scalars = result.scalars()
+        if state.ema:
+            # Until averaging starts the average is a copy of the weights: score it once.
+            averaging = step > self.schedule.ema_start_step
+            trained = (
+                self.score(state.params, state.batch_stats).scalars() if averaging else scalars
+            )
+            scalars.update(
+                {
+                    f"trained_{k}": trained[k]
+                    for k in ("lmd", "opening_corr", "ssim", "psnr")
+                    if k in trained
+                }
+            )
+        if multihost.is_primary():
+            write_samples(result, self.source, step, self.workdir / "samples")
+        self.seconds += time.perf_counter() - started
+        scalars["eval_seconds"] = time.perf_counter() - started
+        # The share of this invocation's wall time (since its loop started) spent here.
+        scalars["eval_wall_fraction"] = self.seconds / max(
+            time.perf_counter() - self.loop_start, 1e-9
+        )
+        self.writers.scalars(step, scalars, "eval")
+        return scalars
+
+
 def _train_gan(
     config, workdir: pathlib.Path, flownet_params, perceptual_variables, sync_expert_variables
 ) -> dict:
@@ -274,72 +355,8 @@ def _train_gan(
         out_shardings=(replicated, replicated),
         donate_argnums=0,
     )
-    generate_fn = jax.jit(
-        functools.partial(train_step.generate_videos, networks),
-        in_shardings=(replicated, replicated, data_sharding, data_sharding),
-        out_shardings=data_sharding,  # each process scores its own rows
-    )
-    landmark_scorer = evaluation.LandmarkScorer()
-    eval_source = datasets.open_split(config.dataset, config.eval.split, data_dir)
-
-    def evaluate_params(params) -> evaluation.EvalResult:
-        batches = pipeline.create_eval_iterator(
-            config.dataset,
-            config.eval.split,
-            data_dir,
-            global_batch_size=config.batch_size,
-            cache_dir=workdir / "data_index",
-            audio_lookahead=config.model.audio_lookahead_frames,
-            num_threads=config.input.read_threads,
-            max_batches=config.eval.max_batches,
-        )
-
-        def generate(batch):
-            arrays = pipeline.to_global_arrays(
-                {"audio": batch["audio"], "identity": batch["identity"]}, data_sharding
-            )
-            videos = generate_fn(params, state.batch_stats, arrays["audio"], arrays["identity"])
-            return pipeline.to_local_rows(videos)
-
-        # Every process scores its shard; evaluation.evaluate combines the processes.
-        return evaluation.evaluate(
-            generate,
-            batches,
-            landmark_scorer,
-            num_samples=config.eval.num_samples,
-            sharpness=config.eval.sharpness,
-        )
-
-    eval_seconds = 0.0  # wall time spent in evaluation (this run, not resumed ones)
-
-    def run_eval(step: int) -> dict:
-        # With a weight average, it is what is scored, kept as best and exported; the
-        # trained weights are scored beside it ("trained_*") to show what averaging buys.
-        nonlocal eval_seconds
-        eval_start = time.perf_counter()
-        result = evaluate_params(state.generator_for_eval())
-        scalars = result.scalars()
-        if state.ema:
-            # Until averaging starts the average is a copy of the weights: score it once.
-            averaging = step > schedule.ema_start_step
-            trained = evaluate_params(state.params).scalars() if averaging else scalars
-            scalars.update(
-                {
-                    f"trained_{k}": trained[k]
-                    for k in ("lmd", "opening_corr", "ssim", "psnr")
-                    if k in trained
-                }
-            )
-        if multihost.is_primary():
-            write_samples(result, eval_source, step, workdir / "samples")
-        eval_seconds += time.perf_counter() - eval_start
-        scalars["eval_seconds"] = time.perf_counter() - eval_start
-        # The share of this run's wall time (since its loop started) spent evaluating.
-        scalars["eval_wall_fraction"] = eval_seconds / max(time.perf_counter() - loop_start, 1e-9)
-        writers.scalars(step, scalars, "eval")
-        return scalars
-
     writers = _Writers(workdir)
+    validation = _Validation(config, workdir, networks, mesh, schedule, writers)
     stop = multihost.StopAgreement().install()
     start_step = int(state.step)
     last_eval: dict = {}
@@ -355,7 +372,7 @@ def _train_gan(
     try:
         history: list[dict] = []
         pending = None  # metrics of the step still running
-        window_start = loop_start = time.perf_counter()
+        window_start = validation.loop_start = time.perf_counter()
         while step < config.num_steps:
             batch = next(train_iterator)
             arrays = pipeline.to_global_arrays(
@@ -387,13 +404,13 @@ def _train_gan(
             if step % config.checkpoint_every_steps == 0:
                 checkpoints.save(step, state, train_iterator)
             if step % config.eval.every_steps == 0:
-                last_eval = run_eval(step)
+                last_eval = validation(state, step)
                 checkpoints.save_best(step, state, train_iterator, last_eval)
                 progress.write(_format_eval(step, last_eval))
         if checkpoints.latest_step() != step:
             checkpoints.save(step, state, train_iterator, force=True)
         if not stop.requested and (not last_eval or step % config.eval.every_steps):
-            last_eval = run_eval(step)
+            last_eval = validation(state, step)
             checkpoints.save_best(step, state, train_iterator, last_eval)
             progress.write(_format_eval(step, last_eval))
     finally:
@@ -402,8 +419,11 @@ def _train_gan(
         checkpoints.close()
         writers.close()
         stop.uninstall()
-    wall_seconds = time.perf_counter() - loop_start
-    timing = {"wall_seconds": wall_seconds, "eval_wall_fraction": eval_seconds / wall_seconds}
+    wall_seconds = time.perf_counter() - validation.loop_start
+    timing = {
+        "wall_seconds": wall_seconds,
+        "eval_wall_fraction": validation.seconds / wall_seconds,
+    }
     if stop.requested:
         print(f"Stopped at step {step}; saved in {workdir / checkpointing.LATEST}", flush=True)
     # Every process prints it: in a multi-host job they must all hold the same weights.
