@@ -1,7 +1,8 @@
 """Test set-up: 8 forced CPU devices so the data-parallel (sharding) code runs in CI; the
 session's shared builds (the tiny corpus, one trained smoke run), built once even when
-pytest-xdist runs the tests on several workers (pyproject's addopts)."""
+pytest-xdist runs the tests on several workers (-n 2 --dist loadgroup)."""
 
+import atexit
 import dataclasses
 import fcntl
 import importlib.util
@@ -9,6 +10,7 @@ import json
 import os
 import pathlib
 import shutil
+import tempfile
 
 # Must happen before JAX initialises its backends, i.e. before any test imports jax.
 os.environ["XLA_FLAGS"] = (
@@ -16,6 +18,13 @@ os.environ["XLA_FLAGS"] = (
 ).strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(os.path.expanduser("~"), ".cache", "numba"))
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    # XLA programs compiled once per session and reused: the :smoke config's training and
+    # generation steps are compiled by every run of it (the shared run, the resume tests,
+    # their lipjax.main and CLI subprocesses, which inherit this). Fresh each session.
+    _xla_cache = tempfile.mkdtemp(prefix="lipjax-tests-xla-cache-")
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = _xla_cache
+    atexit.register(shutil.rmtree, _xla_cache, ignore_errors=True)
 
 import pytest
 
