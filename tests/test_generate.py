@@ -20,7 +20,7 @@ from lipjax.data import audio as audio_lib
 from lipjax.data import datasets, pipeline, video_io
 from lipjax.inference import generate as generate_module
 from lipjax.inference.weights import Weights, load_weights, save_weights
-from lipjax.train import train_step, trainer
+from lipjax.train import train_step
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 RATE = 16_000
@@ -330,19 +330,7 @@ def test_default_weights_ship_with_lipjax(crop):
 # ------------------------------------------------------------------ end to end, CLI
 
 
-@pytest.fixture(scope="module")
-def trained_run(tmp_path_factory, tiny_data_dir):
-    """A tiny pixel-loss model trained for a few steps on synthetic_lips/tiny."""
-    root = tmp_path_factory.mktemp("generate_run")
-    config = configs.cpu_sized(configs.base_config())
-    configs.smoke(config)
-    config.data_dir = tiny_data_dir
-    config.loss.adversarial = config.loss.correlation = config.loss.perceptual = 0.0
-    trainer.train_and_evaluate(config, str(root / "run"))
-    return config, root
-
-
-def _held_out_speaker_inputs(config, root) -> tuple[np.ndarray, np.ndarray]:
+def _held_out_speaker_inputs(config) -> tuple[np.ndarray, np.ndarray]:
     """A >5 s eSpeak utterance in the voice of an unseen (test) speaker, and that speaker's
     first test frame as the identity."""
     corpus_config = synthetic_lips.CONFIGS["tiny"]
@@ -356,12 +344,12 @@ def _held_out_speaker_inputs(config, root) -> tuple[np.ndarray, np.ndarray]:
     return audio_lib.to_model_rate(spoken.waveform, spoken.sample_rate), identity
 
 
-def test_end_to_end_train_then_generate_an_mp4(trained_run, tmp_path):
-    config, root = trained_run
-    waveform, identity = _held_out_speaker_inputs(config, root)
+def test_end_to_end_train_then_generate_an_mp4(smoke_run, tmp_path):
+    """From the session's trained :smoke run (tests/conftest.py) to an mp4."""
+    waveform, identity = _held_out_speaker_inputs(smoke_run.config)
     duration = len(waveform) / audio_lib.SAMPLE_RATE
     assert duration >= 5.0
-    weights = load_weights(root / "run")
+    weights = load_weights(smoke_run.workdir)
     generator = generate_module.LipGenerator(weights)
     frames, wave, placement = generator.generate_with_placement(
         waveform, identity, sample_rate=44_100
@@ -386,8 +374,7 @@ def _run_cli(*args: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_cli_full_face_lips_only_batch_and_errors(trained_run, tmp_path):
-    _, root = trained_run
+def test_cli_full_face_lips_only_batch_and_errors(smoke_run, tmp_path):
     # A real photo and eSpeak speech.
     spoken = speech.synthesize("bin blue at f two now", speech.Voice("en-us+f2"))
     speech_path = tmp_path / "speech.wav"
@@ -399,7 +386,7 @@ def test_cli_full_face_lips_only_batch_and_errors(trained_run, tmp_path):
     soundfile.write(tmp_path / "pairs" / "a.wav", _tone_bursts(0.6), RATE)
     Image.fromarray(skimage.data.astronaut()).save(tmp_path / "pairs" / "a.jpg")
     (tmp_path / "pairs.csv").write_text("audio,image\nspeech.wav,face.png\npairs/a.wav,face.png\n")
-    checkpoint = f"--checkpoint={root / 'run'}"
+    checkpoint = f"--checkpoint={smoke_run.workdir}"
 
     full = _run_cli(
         checkpoint,

@@ -265,21 +265,12 @@ def test_long_l1_schedule_needs_no_pretraining_and_only_it_uses_the_cpu_options(
         assert not generator.identity_unet_skips and generator.audio_fusion == "paper", name
 
 
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory, tiny_data_dir):
-    """A whole :smoke run (pretraining, training, evaluation, samples) on the tiny corpus."""
-    root = tmp_path_factory.mktemp("smoke")
-    config = _experiment("synthetic", "smoke")
-    config.data_dir = tiny_data_dir
-    result = trainer.train_and_evaluate(config, str(root / "run"))
-    return config, root, result
-
-
 def test_smoke_run_writes_checkpoints_metrics_and_samples(smoke_run):
-    config, root, result = smoke_run
-    run = root / "run"
-    assert result["step"] == config.num_steps
-    assert {"lmd", "static_lmd", "ssim", "psnr"} <= set(result)
+    """The session's shared :smoke run (tests/conftest.py) pretrains, trains, evaluates."""
+    run = smoke_run.workdir
+    assert smoke_run.result["step"] == smoke_run.config.num_steps
+    assert {"lmd", "static_lmd", "ssim", "psnr"} <= set(smoke_run.result)
+    assert (run / "pretrain" / "flownet").is_dir() and (run / "pretrain" / "perceptual").is_dir()
     assert list((run / "checkpoints").iterdir())
     assert list((run / "tensorboard").iterdir())
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
@@ -304,10 +295,9 @@ def _wait_for_checkpoint(directory: pathlib.Path, step: int, process, timeout: f
 def test_killed_run_resumes_with_the_next_batch(smoke_run, tmp_path):
     """SIGKILL a run after its step-2 checkpoint, resume it to step 4: the parameters equal
     those of an uninterrupted 4-step run (same batches, nothing lost or repeated)."""
-    config, root, _ = smoke_run
-    pretrain = root / "run" / "pretrain"
+    pretrain = smoke_run.pretrain
     overrides = [
-        f"--config.data_dir={config.data_dir}",
+        f"--config.data_dir={smoke_run.config.data_dir}",
         f"--config.flownet.checkpoint={pretrain / 'flownet'}",
         f"--config.perceptual.checkpoint={pretrain / 'perceptual'}",
         "--config.eval.every_steps=1000",
@@ -320,28 +310,25 @@ def test_killed_run_resumes_with_the_next_batch(smoke_run, tmp_path):
         env={**os.environ, "XLA_FLAGS": os.environ.get("XLA_FLAGS", "")},
     )  # fmt: skip
     try:
-        _wait_for_checkpoint(killed / "checkpoints", 4, process, timeout=300)
+        _wait_for_checkpoint(killed / "checkpoints", 2, process, timeout=300)
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait()
-    # The killed run may have got further than step 4; resume from exactly step 4.
+    # The killed run may have got further than step 2; resume from exactly step 2.
     for extra in (killed / "checkpoints").iterdir():
-        if extra.name.isdigit() and int(extra.name) > 4:
+        if extra.name.isdigit() and int(extra.name) > 2:
             import shutil
 
             shutil.rmtree(extra)
 
     def run(workdir, steps):
-        resumed = _experiment("synthetic", "smoke")
-        resumed.data_dir = config.data_dir
-        resumed.flownet.checkpoint = str(pretrain / "flownet")
-        resumed.perceptual.checkpoint = str(pretrain / "perceptual")
+        resumed = smoke_run.fresh_config()
         resumed.eval.every_steps = 1000
         resumed.num_steps = steps
         return trainer.train_and_evaluate(resumed, str(workdir))
 
-    run(killed, 6)
-    run(tmp_path / "straight", 6)
+    run(killed, 4)
+    run(tmp_path / "straight", 4)
     resumed_params = checkpointing.load_params(killed)["params"]
     straight_params = checkpointing.load_params(tmp_path / "straight")["params"]
     for a, b in zip(jax.tree.leaves(resumed_params), jax.tree.leaves(straight_params), strict=True):
@@ -419,14 +406,9 @@ def test_resume_switches_on_the_weight_average(smoke_run, tmp_path):
     """A run saved without a weight average resumes under a config with one (the average
     starts from the saved weights); its validation scores the average beside the trained
     weights, and exported parameters are the average."""
-    config, root, _ = smoke_run
-    pretrain = root / "run" / "pretrain"
 
     def run(steps, **optim):
-        resumed = _experiment("synthetic", "smoke")
-        resumed.data_dir = config.data_dir
-        resumed.flownet.checkpoint = str(pretrain / "flownet")
-        resumed.perceptual.checkpoint = str(pretrain / "perceptual")
+        resumed = smoke_run.fresh_config()
         resumed.num_steps = steps
         resumed.eval.every_steps = 1000
         resumed.optim.update(optim)
