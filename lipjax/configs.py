@@ -2,10 +2,26 @@
 
 from __future__ import annotations
 
+import importlib.util
 import pathlib
 import tempfile
 
 import ml_collections
+
+# experiments/ of a source checkout (the config files are not part of the installed package).
+EXPERIMENTS_DIR = pathlib.Path(__file__).resolve().parents[1] / "experiments"
+
+
+def load_experiment(name: str, variant: str = "") -> ml_collections.ConfigDict:
+    """`get_config(variant)` of experiments/NAME.py, loaded from the file as
+    `python -m lipjax.main --config=experiments/NAME.py:VARIANT` does."""
+    path = EXPERIMENTS_DIR / f"{name}.py"
+    if not path.is_file():
+        raise FileNotFoundError(f"experiment {name!r}: no config file {path}")
+    spec = importlib.util.spec_from_file_location(f"lipjax_experiment_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config(variant)
 
 
 def base_config() -> ml_collections.ConfigDict:

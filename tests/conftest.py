@@ -5,7 +5,6 @@ pytest-xdist runs the tests on several workers (-n 2 --dist loadgroup)."""
 import atexit
 import dataclasses
 import fcntl
-import importlib.util
 import json
 import os
 import pathlib
@@ -28,15 +27,9 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
 
 import pytest
 
+from lipjax import configs
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
-
-
-def experiment_config(name: str, variant: str = ""):
-    """experiments/NAME.py's get_config(variant), loaded from the file as lipjax.main does."""
-    spec = importlib.util.spec_from_file_location(name, REPO / "experiments" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config(variant)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -99,7 +92,7 @@ class SmokeRun:
         """A new :smoke config on the same corpus whose FlowNet and perceptual networks are
         this run's pretrained ones, for tests that train a run of their own without
         pretraining again."""
-        config = experiment_config("synthetic", "smoke")
+        config = configs.load_experiment("synthetic", "smoke")
         config.data_dir = self.config.data_dir
         config.flownet.checkpoint = str(self.pretrain / "flownet")
         config.perceptual.checkpoint = str(self.pretrain / "perceptual")
@@ -112,7 +105,7 @@ def smoke_run(tmp_path_factory, tiny_data_dir) -> SmokeRun:
     pretraining, evaluation and samples: for every test that only needs a trained run."""
     from lipjax.train import trainer
 
-    config = experiment_config("synthetic", "smoke")
+    config = configs.load_experiment("synthetic", "smoke")
     config.data_dir = tiny_data_dir
 
     def build(folder):

@@ -3,7 +3,6 @@ gradients, Chung's frame-by-frame generation, and a whole smoke run of each thro
 same training, evaluation, weights and generate() code as our model."""
 
 import functools
-import importlib.util
 import json
 import pathlib
 
@@ -12,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lipjax.eval import reproduce
+from lipjax import configs
 from lipjax.inference import generate as generate_module
 from lipjax.inference.weights import Weights, load_weights, save_weights
 from lipjax.models import ChungGenerator, VondrickGenerator, build_generator
@@ -22,13 +21,6 @@ from lipjax.train import train_step, trainer
 REPO = pathlib.Path(__file__).resolve().parents[1]
 BASELINES = ("chung", "vondrick")
 CPU = {"width": 0.125, "upsample": "subpixel"}
-
-
-def _experiment(name: str, variant: str = ""):
-    spec = importlib.util.spec_from_file_location(name, REPO / "experiments" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config(variant)
 
 
 def _inputs(batch: int, seed: int = 0):
@@ -47,12 +39,12 @@ def _random_batch(batch: int, seed: int = 0) -> dict:
 @pytest.mark.parametrize("baseline", BASELINES)
 def test_experiment_files_select_the_baseline(baseline):
     for variant in ("", "synthetic", "smoke"):
-        config = _experiment(f"table3_{baseline}", variant)
+        config = configs.load_experiment(f"table3_{baseline}", variant)
         assert config.model.architecture == baseline
         assert config.loss.correlation == config.loss.perceptual == 0.0
-    paper = _experiment(f"table3_{baseline}")
+    paper = configs.load_experiment(f"table3_{baseline}")
     assert paper.dataset == "grid" and paper.model.width == 1.0
-    assert _experiment(f"table3_{baseline}", "smoke").dataset == "synthetic_lips/tiny"
+    assert configs.load_experiment(f"table3_{baseline}", "smoke").dataset == "synthetic_lips/tiny"
     networks = train_step.build_networks(paper)
     module = {"chung": ChungGenerator, "vondrick": VondrickGenerator}[baseline]
     assert isinstance(networks.generator, module)
@@ -64,7 +56,7 @@ def test_experiment_files_select_the_baseline(baseline):
 
 
 def test_bad_architecture_and_correlation_are_named():
-    config = reproduce.load_experiment("table3_chung", "smoke")
+    config = configs.load_experiment("table3_chung", "smoke")
     config.loss.correlation = 1.0
     with pytest.raises(ValueError, match=r"loss\.correlation"):
         train_step.build_networks(config)
@@ -157,7 +149,7 @@ def test_chung_audio_windows_are_centred_on_each_frame():
 
 @pytest.mark.parametrize("baseline", BASELINES)
 def test_training_step_updates_every_network(baseline):
-    config = reproduce.load_experiment(f"table3_{baseline}", "smoke")
+    config = configs.load_experiment(f"table3_{baseline}", "smoke")
     networks = train_step.build_networks(config)
     state = train_step.init_state(networks, config, jax.random.key(0))
     before = jax.tree.map(np.asarray, state.params)
@@ -196,7 +188,7 @@ def smoke_runs(tmp_path_factory, tiny_data_dir):
     root = tmp_path_factory.mktemp("table3")
     results = {}
     for baseline in BASELINES:
-        config = _experiment(f"table3_{baseline}", "smoke")
+        config = configs.load_experiment(f"table3_{baseline}", "smoke")
         config.data_dir = tiny_data_dir
         results[baseline] = (config, trainer.train_and_evaluate(config, str(root / baseline)))
     return root, results

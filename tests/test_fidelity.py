@@ -152,7 +152,7 @@ def test_parameter_groups_each_loss_reaches(loss, expected):
 
 
 def test_grid_authors_variant_is_the_released_trainer():
-    config = reproduce.load_experiment("grid", "authors")
+    config = configs.load_experiment("grid", "authors")
     assert config.dataset == "grid"
     assert (config.loss.discriminator, config.loss.pixel) == ("two", 0.2)
     assert config.loss.discriminator_layout == "authors"
@@ -162,13 +162,13 @@ def test_grid_authors_variant_is_the_released_trainer():
 
 
 def test_lipjax_v1_restores_the_earlier_choices_and_its_records():
-    config = reproduce.load_experiment("table2_e", "synthetic_v1")
+    config = configs.load_experiment("table2_e", "synthetic_v1")
     assert config.loss.discriminator_layout == "lipjax_v1"
     assert config.loss.discriminator_activation == "leaky_relu"
     assert config.loss.flownet_losses == "all"
     assert config.flownet.finetune_epe_reduction == "sum"
     assert (config.optim.correlation_b1, config.optim.correlation_weight_decay) == (0.5, 4e-4)
-    assert reproduce.load_experiment("table2_e", "synthetic").loss.discriminator_layout == "authors"
+    assert configs.load_experiment("table2_e", "synthetic").loss.discriminator_layout == "authors"
     # Records written before issue 24 count as "synthetic_v1", not as today's "synthetic".
     old = {"steps": 10, "split": "test", "variant": "synthetic", "pretraining": {}}
     new = {**old, "defaults": reproduce.DEFAULTS_VERSION}

@@ -5,6 +5,7 @@ import pathlib
 
 import pytest
 
+from lipjax import configs
 from lipjax.eval import reproduce
 
 
@@ -17,10 +18,10 @@ def test_kendall_tau_of_known_orderings():
 
 def test_every_experiment_config_loads_with_its_synthetic_variant():
     for name in reproduce.EXPERIMENTS:
-        config = reproduce.load_experiment(name, "synthetic")
+        config = configs.load_experiment(name, "synthetic")
         assert config.dataset.startswith("synthetic_lips"), name
     with pytest.raises(FileNotFoundError, match="table9_z"):
-        reproduce.load_experiment("table9_z", "synthetic")
+        configs.load_experiment("table9_z", "synthetic")
 
 
 def _record(lmd: float, ssim: float) -> dict:
@@ -180,7 +181,7 @@ def test_a_stopped_training_stops_the_reproduction_unevaluated(tmp_path, monkeyp
 
     monkeypatch.setattr(trainer, "train_and_evaluate", stopped_training)
     monkeypatch.setattr(report, "run", no_evaluation)
-    config = reproduce.load_experiment("table2_a", "smoke")
+    config = configs.load_experiment("table2_a", "smoke")
     config.num_steps = 10
     assert reproduce.run_experiment("table2_a", config, tmp_path, "test", False) is None
     assert calls == ["table2_a"]

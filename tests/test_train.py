@@ -1,7 +1,6 @@
 """The single jit-compiled training step, data parallelism, and kill-and-resume."""
 
 import functools
-import importlib.util
 import itertools
 import json
 import os
@@ -20,13 +19,6 @@ from lipjax import checkpointing, configs, sharding
 from lipjax.train import train_step, trainer
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-
-
-def _experiment(name: str, variant: str = ""):
-    spec = importlib.util.spec_from_file_location(name, REPO / "experiments" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config(variant)
 
 
 def _tiny_config():
@@ -245,7 +237,7 @@ def test_unwritable_workdir_and_unbuilt_dataset(tmp_path):
     blocker.write_text("")
     with pytest.raises(PermissionError, match="workdir"):
         trainer.prepare_workdir(str(blocker / "run"))
-    config = _experiment("synthetic", "smoke")
+    config = configs.load_experiment("synthetic", "smoke")
     config.data_dir = str(tmp_path / "no_data")
     config.build_if_missing = False
     with pytest.raises(FileNotFoundError, match=r"python -m data_pipeline\.synthetic_lips build"):
@@ -253,7 +245,7 @@ def test_unwritable_workdir_and_unbuilt_dataset(tmp_path):
 
 
 def test_long_l1_schedule_needs_no_pretraining_and_only_it_uses_the_cpu_options():
-    networks = train_step.build_networks(_experiment("synthetic", "long_l1"))
+    networks = train_step.build_networks(configs.load_experiment("synthetic", "long_l1"))
     # L1 alone: no discriminator, FlowNet, correlation nets or perceptual encoder, so the
     # run pretrains nothing.
     unused = (networks.discriminator, networks.flownet, networks.audio_correlation)
@@ -261,7 +253,7 @@ def test_long_l1_schedule_needs_no_pretraining_and_only_it_uses_the_cpu_options(
     assert networks.generator.identity_unet_skips
     assert networks.generator.audio_fusion == "dense"
     for name, variant in (("synthetic", "long"), ("grid", ""), ("lrw", "")):
-        generator = train_step.build_networks(_experiment(name, variant)).generator
+        generator = train_step.build_networks(configs.load_experiment(name, variant)).generator
         assert not generator.identity_unet_skips and generator.audio_fusion == "paper", name
 
 
@@ -339,7 +331,7 @@ def test_grid_smoke_trains_on_the_grid_dummy_build(tmp_path):
     """experiments/grid.py:smoke builds the GRID dummy data (our synthetic export in GRID's
     layout) through the real preprocessing path, and trains and evaluates on it. (The
     pretraining stages are switched off here: the synthetic smoke run tests them.)"""
-    config = _experiment("grid", "smoke")
+    config = configs.load_experiment("grid", "smoke")
     assert config.dataset == "grid" and pathlib.Path(config.manual_dir).is_dir()
     config.data_dir = str(tmp_path / "tfds")
     config.loss.perceptual = config.loss.correlation = config.loss.adversarial = 0.0

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import datetime
 import hashlib
-import importlib.util
 import json
 import os
 import pathlib
@@ -33,9 +32,9 @@ from typing import Any
 import ml_collections
 from absl import logging
 
+from lipjax.configs import EXPERIMENTS_DIR, load_experiment
 from lipjax.eval.report import HEADERS  # the metric column names of every lipjax table
 
-EXPERIMENTS_DIR = pathlib.Path(__file__).resolve().parents[2] / "experiments"
 RECORDS_DIR = EXPERIMENTS_DIR / "results"  # committed: one JSON record per finished experiment
 TABLE_2 = tuple(f"table2_{column}" for column in "abcdefghi")
 TABLE_3 = ("table3_chung", "table3_vondrick")
@@ -57,17 +56,6 @@ PAPER_GRID = {
     "ground_truth": {"lmd": 0.0, "cpbd": 0.141},
 }
 DISCUSSION = "## Discussion"
-
-
-def load_experiment(name: str, variant: str) -> ml_collections.ConfigDict:
-    """`get_config(variant)` of experiments/<name>.py."""
-    path = EXPERIMENTS_DIR / f"{name}.py"
-    if not path.is_file():
-        raise FileNotFoundError(f"experiment {name!r}: no config file {path}")
-    spec = importlib.util.spec_from_file_location(f"lipjax_experiment_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config(variant)
 
 
 def fingerprint(tree: Any) -> str:
