@@ -29,8 +29,6 @@ import pytest
 
 from lipjax import configs
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
-
 
 def pytest_collection_modifyitems(config, items):
     """Under pytest-xdist (--dist loadgroup) the tests of a module that share a module-scoped

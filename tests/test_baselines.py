@@ -4,7 +4,6 @@ same training, evaluation, weights and generate() code as our model."""
 
 import functools
 import json
-import pathlib
 
 import jax
 import jax.numpy as jnp
@@ -18,7 +17,6 @@ from lipjax.models import ChungGenerator, VondrickGenerator, build_generator
 from lipjax.models.chung_baseline import AUDIO_WINDOW, frame_audio_windows
 from lipjax.train import train_step, trainer
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
 BASELINES = ("chung", "vondrick")
 CPU = {"width": 0.125, "upsample": "subpixel"}
 
