@@ -15,7 +15,7 @@ from scipy import ndimage
 from lipjax import configs
 from lipjax.data import flow_data
 from lipjax.data.flow_data import FLOW_SCALE
-from lipjax.train import pretrain_flownet, pretrain_perceptual
+from lipjax.train import loop, pretrain_flownet, pretrain_perceptual
 
 
 @pytest.fixture(scope="module")
@@ -243,7 +243,7 @@ def test_training_resumes_after_a_kill(tmp_path):
         return (np.random.default_rng(step).standard_normal(3).astype(np.float32),)
 
     def train(directory, step_fn):
-        return pretrain_flownet.train_resumable(
+        return loop.train_resumable(
             state={"w": jnp.zeros(3)},
             train_step=step_fn,
             make_batch=make_batch,

@@ -27,7 +27,7 @@ Files written in the workdir:
   ends.
 * `lip_flow_targets_<split>.npz`: lip pairs (uint8) with their TV-L1 targets.
 
-The helpers for datasets, checkpoints and the resumable training loop are shared with
+The resumable training loop (`lipjax.train.loop`) is shared with
 `lipjax.train.pretrain_perceptual`.
 
     python -m lipjax.main --config=experiments/synthetic.py --config.stage=flownet \
@@ -36,15 +36,12 @@ The helpers for datasets, checkpoints and the resumable training loop are shared
 
 from __future__ import annotations
 
-import concurrent.futures
-import dataclasses
 import json
 import logging
 import os
 import shutil
 import time
 import zlib
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -53,12 +50,11 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
-import orbax.checkpoint as ocp
-from tqdm import tqdm
 
 from lipjax import checkpointing
 from lipjax.data import datasets, flow_data
 from lipjax.models.flownet import FlowNetS, multiscale_epe
+from lipjax.train import loop
 
 logger = logging.getLogger(__name__)
 
@@ -78,119 +74,6 @@ _STREAM_SYNTHETIC_TRAIN = 1
 _STREAM_SYNTHETIC_EVAL = 2
 _STREAM_FINETUNE_TRAIN = 3
 _STREAM_LIP_PAIRS = 4
-
-
-# ------------------------------------------------------------------- shared helpers
-
-
-@dataclasses.dataclass
-class TrainingResult:
-    state: Any
-    log: list[dict[str, float]]  # {"step", "loss"}: mean loss of each logging window
-    wall_s: float  # training time, summed over resumed runs
-    data_ms_per_batch: float  # batch preparation time (overlapped with the steps)
-    resumed_from: int  # 0, or the step a progress checkpoint let us start from
-
-
-def train_resumable(
-    *,
-    state: Any,
-    train_step: Callable[[Any, tuple[np.ndarray, ...]], tuple[Any, jax.Array]],
-    make_batch: Callable[[int], tuple[np.ndarray, ...]],
-    num_steps: int,
-    progress_dir: str | os.PathLike,
-    description: str,
-    log_every: int,
-    checkpoint_every: int,
-) -> TrainingResult:
-    """Run `num_steps` of `state, loss = train_step(state, make_batch(step))` with a tqdm bar.
-
-    `make_batch` must be a function of the step alone (seeded by it), so that a resumed run
-    sees the same batches; it runs one step ahead in a thread, overlapping the jitted step.
-    Every `checkpoint_every` steps the state and the loss log are saved in `progress_dir`;
-    a later call with the same `progress_dir` resumes from there. The caller removes the
-    directory once the stage's result is saved.
-    """
-    progress_dir = Path(progress_dir).resolve()
-    # One process pretrains (lipjax.train runs it on process 0 of a multi-host job); orbax
-    # creates no directory for a manager of one process.
-    progress_dir.mkdir(parents=True, exist_ok=True)
-    options = ocp.CheckpointManagerOptions(
-        max_to_keep=1, create=False, multiprocessing_options=checkpointing.this_process_only()
-    )
-    manager = ocp.CheckpointManager(progress_dir, options=options)
-    start, log, wall_before = 0, [], 0.0
-    latest = manager.latest_step()
-    if latest is not None and latest <= num_steps:
-        restored = manager.restore(
-            latest,
-            args=ocp.args.Composite(
-                state=ocp.args.StandardRestore(
-                    jax.tree.map(checkpointing.abstract_on_first_local_device, state)
-                ),
-                log=ocp.args.JsonRestore(),
-            ),
-        )
-        state, start = restored["state"], latest
-        log, wall_before = restored["log"]["log"], restored["log"]["wall_s"]
-        logger.info("%s: resuming from step %d (%s)", description, start, progress_dir)
-
-    data_seconds = []
-
-    def timed_batch(step: int) -> tuple[np.ndarray, ...]:
-        begin = time.perf_counter()
-        batch = make_batch(step)
-        data_seconds.append(time.perf_counter() - begin)
-        return batch
-
-    started = time.perf_counter()
-    window: list[jax.Array] = []
-    bar = tqdm(total=num_steps, initial=start, desc=description, unit="step")
-    try:
-        with concurrent.futures.ThreadPoolExecutor(1) as prefetcher:
-            upcoming = prefetcher.submit(timed_batch, start) if start < num_steps else None
-            for step in range(start, num_steps):
-                batch = upcoming.result()
-                if step + 1 < num_steps:
-                    upcoming = prefetcher.submit(timed_batch, step + 1)
-                state, loss = train_step(state, batch)
-                window.append(loss)
-                done = step + 1
-                if done % log_every == 0 or done == num_steps:
-                    mean_loss = float(np.mean(jax.device_get(window)))
-                    window = []
-                    log.append({"step": done, "loss": mean_loss})
-                    bar.set_postfix(loss=f"{mean_loss:.4f}")
-                    logger.info("%s step %d: loss %.5f", description, done, mean_loss)
-                bar.update()
-                if done % checkpoint_every == 0 and done < num_steps:
-                    wall = wall_before + time.perf_counter() - started
-                    progress = {"log": list(log), "wall_s": wall}
-                    manager.save(
-                        done,
-                        args=ocp.args.Composite(
-                            state=ocp.args.StandardSave(state), log=ocp.args.JsonSave(progress)
-                        ),
-                    )
-        jax.block_until_ready(state)
-    finally:  # also when interrupted: let a progress checkpoint being written complete
-        bar.close()
-        manager.wait_until_finished()
-        manager.close()
-    return TrainingResult(
-        state=state,
-        log=log,
-        wall_s=wall_before + time.perf_counter() - started,
-        data_ms_per_batch=1000 * float(np.mean(data_seconds)) if data_seconds else 0.0,
-        resumed_from=start,
-    )
-
-
-def loss_summary(log: list[dict[str, float]]) -> dict[str, float]:
-    """First and last logged losses of a training log."""
-    if not log:
-        return {}
-    return {"loss_first": log[0]["loss"], "loss_last": log[-1]["loss"]}
 
 
 # -------------------------------------------------------------------- FlowNet parts
@@ -264,11 +147,6 @@ def pool_flow(flow: np.ndarray, resolution: int = FLOW_RESOLUTION) -> np.ndarray
         count, resolution, height // resolution, resolution, width // resolution, channels
     )
     return blocks.mean(axis=(2, 4), dtype=np.float32)
-
-
-def uint8_to_unit(frames: np.ndarray) -> np.ndarray:
-    """uint8 frames -> float32 in [-1, 1]."""
-    return frames.astype(np.float32) / 127.5 - 1.0
 
 
 def flip_horizontally(pairs: np.ndarray, flow: np.ndarray, flip: np.ndarray):
@@ -422,7 +300,7 @@ def _synthetic_stage(settings, model, train_step, predict, workdir: Path):
         reduce_flow=pool_flow,
     )
 
-    result = train_resumable(
+    result = loop.train_resumable(
         state=state,
         train_step=train_step,
         make_batch=pool.batch,
@@ -451,7 +329,7 @@ def _synthetic_stage(settings, model, train_step, predict, workdir: Path):
         "wall_s": round(result.wall_s, 1),
         "data_ms_per_batch": round(result.data_ms_per_batch, 1),
         "resumed_from_step": result.resumed_from,
-        **loss_summary(result.log),
+        **loop.loss_summary(result.log),
         "heldout_pairs": len(pairs),
         "heldout_epe_px": scores,
         "loss_log": result.log,
@@ -475,7 +353,7 @@ def _finetune_stage(settings, train_step, params, workdir: Path):
         rng = np.random.default_rng([settings.seed, _STREAM_FINETUNE_TRAIN, step])
         chosen = rng.integers(0, len(lip_pairs), lip_count)
         pairs, flow = flip_horizontally(
-            uint8_to_unit(lip_pairs[chosen]), lip_flow[chosen], rng.random(lip_count) < 0.5
+            loop.uint8_to_unit(lip_pairs[chosen]), lip_flow[chosen], rng.random(lip_count) < 0.5
         )
         if synthetic_count:
             extra_pairs, extra_flow = flow_data.synthetic_flow_batch(
@@ -485,7 +363,7 @@ def _finetune_stage(settings, train_step, params, workdir: Path):
             flow = np.concatenate([flow, pool_flow(extra_flow)])
         return pairs.astype(np.float32), flow.astype(np.float32)
 
-    result = train_resumable(
+    result = loop.train_resumable(
         state=state,
         train_step=train_step,
         make_batch=make_batch,
@@ -502,7 +380,7 @@ def _finetune_stage(settings, train_step, params, workdir: Path):
         "synthetic_pairs_per_batch": synthetic_count,
         "wall_s": round(result.wall_s, 1),
         "resumed_from_step": result.resumed_from,
-        **loss_summary(result.log),
+        **loop.loss_summary(result.log),
         "target_pairs": len(lip_pairs),
         "target_wall_s": round(target_info["target_wall_s"], 1),
         "targets_cached": target_info["cached"],
@@ -560,7 +438,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict:
         pairs, target, info = lip_flow_targets(
             settings, "validation", options.validation_pairs, workdir, None
         )
-        pairs = uint8_to_unit(pairs)
+        pairs = loop.uint8_to_unit(pairs)
         finetune_report["validation_pairs"] = len(pairs)
         finetune_report["validation_target_wall_s"] = round(info["target_wall_s"], 1)
         finetune_report["validation_epe_px_vs_tvl1"] = {

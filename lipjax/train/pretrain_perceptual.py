@@ -36,11 +36,7 @@ import optax
 from lipjax import checkpointing
 from lipjax.data import datasets
 from lipjax.models.perceptual import PerceptualAutoencoder, PerceptualEncoder
-from lipjax.train.pretrain_flownet import (
-    loss_summary,
-    train_resumable,
-    uint8_to_unit,
-)
+from lipjax.train.loop import loss_summary, train_resumable, uint8_to_unit
 
 logger = logging.getLogger(__name__)
 
