@@ -13,7 +13,7 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 def run(*arguments: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, *arguments], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300
+        [sys.executable, *arguments], cwd=REPO_ROOT, capture_output=True, text=True, timeout=900
     )
 
 

@@ -24,7 +24,7 @@ def built_by_the_error_command(tmp_path_factory) -> tuple[pathlib.Path, str]:
     command = shlex.split(message.splitlines()[-1])
     assert command[:3] == ["python", "-m", "data_pipeline.synthetic_lips"], message
     done = subprocess.run(
-        [sys.executable, *command[1:]], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300
+        [sys.executable, *command[1:]], cwd=REPO_ROOT, capture_output=True, text=True, timeout=900
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return data_dir, message

@@ -370,7 +370,7 @@ def _run_cli(*args: str) -> subprocess.CompletedProcess:
         text=True,
         env=env,
         cwd=REPO,
-        timeout=300,
+        timeout=900,
     )
 
 

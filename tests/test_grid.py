@@ -214,7 +214,7 @@ def test_build_command_line(tmp_path):
     command = [sys.executable, "-m", "data_pipeline.build", "grid", f"--manual_dir={DUMMY}"]
     done = subprocess.run(
         [*command, f"--data_dir={tmp_path}", "--num_workers=1"],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=900,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     printed = done.stdout

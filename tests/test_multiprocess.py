@@ -29,7 +29,7 @@ import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 # Seconds one 2-process launch may take before every process of it is killed.
-LAUNCH_TIMEOUT_S = 420
+LAUNCH_TIMEOUT_S = 900
 # The perceptual loss needs the pretrained autoencoder (pretrained by process 0); the
 # discriminator and correlation nets add compile time and nothing multi-host.
 BASE_OVERRIDES = ("--config.loss.adversarial=0", "--config.loss.correlation=0")

@@ -95,7 +95,7 @@ def test_one_process_job_starts_with_explicit_settings():
         "jax.distributed.shutdown()"
     )
     done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=600, cwd=REPO
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["True", "1", "0"]
@@ -113,7 +113,7 @@ def test_main_refuses_a_partial_launch_before_training(tmp_path):
         ],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=900,
         cwd=REPO,
     )
     assert done.returncode != 0

@@ -246,7 +246,7 @@ def test_bad_builder_arguments(tmp_path):
     done = subprocess.run(
         [sys.executable, "-m", "data_pipeline.synthetic_lips", "build", "--config=huge",
          f"--data_dir={tmp_path}"],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert done.returncode == 1 and "unknown corpus 'huge'" in done.stderr
     with pytest.raises(ValueError, match="splits"):

@@ -302,7 +302,7 @@ def test_killed_run_resumes_with_the_next_batch(smoke_run, tmp_path):
         env={**os.environ, "XLA_FLAGS": os.environ.get("XLA_FLAGS", "")},
     )  # fmt: skip
     try:
-        _wait_for_checkpoint(killed / "checkpoints", 2, process, timeout=300)
+        _wait_for_checkpoint(killed / "checkpoints", 2, process, timeout=900)
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait()
