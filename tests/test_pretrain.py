@@ -207,7 +207,7 @@ def test_flownet_rerun_returns_the_saved_report(flownet_run, monkeypatch):
     def no_training(**kwargs):
         raise AssertionError("trained again")
 
-    monkeypatch.setattr(pretrain_flownet, "train_resumable", no_training)
+    monkeypatch.setattr(pretrain_flownet.loop, "train_resumable", no_training)
     assert pretrain_flownet.run(config, workdir) == report
 
 
