@@ -303,7 +303,7 @@ def define_flags() -> None:
     flags.DEFINE_string("json", None, "also write the tables here (run_all)")
 
 
-def arguments_from_flags(_argv=None) -> types.SimpleNamespace:
+def arguments_from_flags() -> types.SimpleNamespace:
     """The parsed flags as the attributes `run` reads, the settings left unset filled in
     for the backend."""
     args = types.SimpleNamespace(**FLAGS.flag_values_dict())

@@ -293,7 +293,7 @@ def define_flags() -> None:
     flags.DEFINE_string("json", None, "also write the table here (run_all)")
 
 
-def arguments_from_flags(_argv=None) -> types.SimpleNamespace:
+def arguments_from_flags() -> types.SimpleNamespace:
     """The parsed flags as the attributes `run` reads (no setting depends on the backend)."""
     return types.SimpleNamespace(**FLAGS.flag_values_dict())
 

@@ -494,7 +494,7 @@ def define_flags() -> None:
     flags.DEFINE_string("feed", "device", "internal: the worker's batch feed, device or host")
 
 
-def arguments_from_flags(_argv=None) -> types.SimpleNamespace:
+def arguments_from_flags() -> types.SimpleNamespace:
     """The parsed flags as the attributes `run` and `measure_row` read, the settings left
     unset filled in for the backend."""
     args = types.SimpleNamespace(**FLAGS.flag_values_dict())

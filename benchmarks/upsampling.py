@@ -243,7 +243,7 @@ def define_flags() -> None:
     flags.DEFINE_string("json", None, "also write the tables here (run_all)")
 
 
-def arguments_from_flags(_argv=None) -> types.SimpleNamespace:
+def arguments_from_flags() -> types.SimpleNamespace:
     """The parsed flags as the attributes `run` reads: `variants` as (upsample, conv3d_impl,
     upsample_impl) tuples, the settings left unset filled in for the backend."""
     args = types.SimpleNamespace(**FLAGS.flag_values_dict())
