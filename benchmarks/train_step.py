@@ -1,6 +1,6 @@
 """Training-step speed: clips/s, step time, compile time, memory and model FLOP utilisation.
 
-    python benchmarks/train_step.py [--quick] [--rows grid_fp32,grid_bf16,...] [--json PATH]
+    python benchmarks/train_step.py [--quick] [--rows=grid_fp32,grid_bf16,...] [--json=PATH]
 
 Each row runs in its own process (fresh device memory and peak counter; an out-of-memory
 error fails that row only). A row builds the networks of its config (`experiments/grid.py`
