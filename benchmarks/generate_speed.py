@@ -1,8 +1,8 @@
 """Generation speed: the generator alone on batches of 16-frame clips, and whole
 `generate()` calls on a 10 s utterance.
 
-    python benchmarks/generate_speed.py [--quick] [--configs grid_fp32,grid_bf16,synthetic]
-                                        [--batches 1,16,64,256] [--json PATH]
+    python benchmarks/generate_speed.py [--quick] [--configs=grid_fp32,grid_bf16,synthetic]
+                                        [--batches=1,16,64,256] [--json=PATH]
 
 Random generator weights of each config (`experiments/grid.py` at the paper's sizes, or the
 CPU default `experiments/synthetic.py`) in a `lipjax.inference.weights.Weights`, whose `generator()`
@@ -21,12 +21,13 @@ The paper: 0.015 s per frame on a GTX 1080 Ti.
 
 from __future__ import annotations
 
-import argparse
 import pathlib
 import sys
 import time
+import types
 
 import measure
+from absl import app, flags
 
 SCRIPT = pathlib.Path(__file__).resolve()
 CONFIGS = {
@@ -287,20 +288,28 @@ def mfu_cell(result: dict, backend: str, device: str, dtype: str) -> str:
     return f"n/a ({1e3 * achieved:.0f} GFLOP/s)"
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="tiny models, batches 1 and 2")
-    parser.add_argument("--configs", default=",".join(CONFIGS), help=",".join(CONFIGS))
-    parser.add_argument("--batches", default="", help="clips per call, e.g. 1,16,64")
-    parser.add_argument("--iterations", type=int, default=None, help="calls per repeat")
-    parser.add_argument("--warmup", type=int, default=None)
-    parser.add_argument("--repeats", type=int, default=None)
-    parser.add_argument("--latency_repeats", type=int, default=None)
-    parser.add_argument("--json", default=None, help="also write the tables here (run_all)")
-    args = parser.parse_args(argv)
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    """The command line's flags (defined on demand, so that importing this module defines none)."""
+    flags.DEFINE_bool("quick", False, "tiny models, batches 1 and 2")
+    flags.DEFINE_string("configs", ",".join(CONFIGS), ",".join(CONFIGS))
+    flags.DEFINE_string("batches", "", "clips per call, e.g. 1,16,64")
+    flags.DEFINE_integer("iterations", None, "calls per repeat")
+    flags.DEFINE_integer("warmup", None, "untimed calls first")
+    flags.DEFINE_integer("repeats", None, "repeats (the median counts)")
+    flags.DEFINE_integer("latency_repeats", None, "single calls timed for one clip's latency")
+    flags.DEFINE_string("json", None, "also write the tables here (run_all)")
+
+
+def arguments_from_flags() -> types.SimpleNamespace:
+    """The parsed flags as the attributes `run` reads, the settings left unset filled in
+    for the backend."""
+    args = types.SimpleNamespace(**FLAGS.flag_values_dict())
     for name in args.configs.split(","):
         if name not in CONFIGS:
-            parser.error(f"--configs: unknown {name!r}; choose from {','.join(CONFIGS)}")
+            raise app.UsageError(f"--configs: unknown {name!r}; choose from {','.join(CONFIGS)}")
     import jax
 
     on_gpu = jax.default_backend() == "gpu"
@@ -310,9 +319,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def main(argv=None) -> None:
-    measure.script_main(SCRIPT, parse_args, run, argv)
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    measure.script_main(SCRIPT, arguments_from_flags, run)
 
 
 if __name__ == "__main__":
-    main()
+    define_flags()
+    app.run(main)

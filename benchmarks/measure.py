@@ -22,6 +22,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from absl import flags
+
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 # The environment as the user gave it, before `keep_off_accelerator_memory` changes it:
 # worker processes start from this one.
@@ -321,28 +323,29 @@ def set_defaults(args: Any, names: Sequence[str], defaults: Sequence[Any]) -> No
 
 def script_main(
     script: pathlib.Path,
-    parse_args: Callable[[Sequence[str] | None], Any],
+    arguments_from_flags: Callable[[], Any],
     run: Callable[[Any], Sequence[Table]],
-    argv: Sequence[str] | None = None,
     *,
     worker: Callable[[Any], dict | None] | None = None,
 ) -> None:
-    """A benchmark script's `main`: parse, run, print the tables and write `--json`.
+    """A benchmark script's `main`, once `absl.app.run` has parsed the flags: read them
+    (`arguments_from_flags`), run, print the tables and write `--json`.
 
     Scripts with a `worker` (rows measured in processes of their own, `run_worker`) run it
-    when called with `--worker` and report its result; their parent process keeps off the
-    accelerator's memory."""
+    when their `--worker` flag is set and report its result; their parent process keeps off
+    the accelerator's memory (decided before `arguments_from_flags`, which may ask JAX for
+    the backend to fill in defaults)."""
     ensure_repo_on_path()
-    arguments = sys.argv[1:] if argv is None else list(argv)
-    if worker is not None and "--worker" not in arguments:
+    in_worker = worker is not None and flags.FLAGS.worker
+    if worker is not None and not in_worker:
         keep_off_accelerator_memory()
-    args = parse_args(argv)
-    if worker is not None and args.worker:
+    args = arguments_from_flags()
+    if in_worker:
         result = worker(args)
         if result is not None:
             report_worker_result(result)
         return
-    emit(run(args), args.json, script=script.name, arguments=arguments, quick=args.quick)
+    emit(run(args), args.json, script=script.name, arguments=sys.argv[1:], quick=args.quick)
 
 
 def run_worker(

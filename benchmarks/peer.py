@@ -1,7 +1,7 @@
 """lipjax's paper-size generator against the same network in PyTorch, in one process.
 
     pip install -e .[bench]   # PyTorch (CPU wheel is enough)
-    python benchmarks/peer.py [--quick] [--batch 2] [--repeats 3] [--json PATH]
+    python benchmarks/peer.py [--quick] [--batch=2] [--repeats=3] [--json=PATH]
 
 The peer is our own PyTorch transcription of `lipjax.models.Generator` at the paper's sizes
 (SPEC "Generator": audio encoder, identity encoder, fusion by duplication, a k3 Conv3d,
@@ -17,14 +17,15 @@ Prints seconds per clip and the ratio peer time / lipjax time (> 1: lipjax is fa
 
 from __future__ import annotations
 
-import argparse
 import os
 import pathlib
 import statistics
 import sys
 import time
+import types
 
 import measure
+from absl import app, flags
 
 SCRIPT = pathlib.Path(__file__).resolve()
 PAPER_GENERATOR_PARAMETERS = 16_695_267  # SPEC, and lipjax's experiments/grid.py generator
@@ -278,21 +279,31 @@ def run(args) -> list[measure.Table]:
     return [table]
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="tiny generator (smoke widths)")
-    parser.add_argument("--batch", type=int, default=2, help="clips per call")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=0, help="0: the usable cores")
-    parser.add_argument("--conv3d_impl", default="auto", help="lipjax's model.conv3d_impl")
-    parser.add_argument("--upsample_impl", default="auto", help="lipjax's model.upsample_impl")
-    parser.add_argument("--json", default=None, help="also write the table here (run_all)")
-    return parser.parse_args(argv)
+FLAGS = flags.FLAGS
 
 
-def main(argv=None) -> None:
-    measure.script_main(SCRIPT, parse_args, run, argv)
+def define_flags() -> None:
+    """The command line's flags (defined on demand, so that importing this module defines none)."""
+    flags.DEFINE_bool("quick", False, "tiny generator (smoke widths)")
+    flags.DEFINE_integer("batch", 2, "clips per call")
+    flags.DEFINE_integer("repeats", 3, "interleaved runs of each (the median counts)")
+    flags.DEFINE_integer("threads", 0, "0: the usable cores")
+    flags.DEFINE_string("conv3d_impl", "auto", "lipjax's model.conv3d_impl")
+    flags.DEFINE_string("upsample_impl", "auto", "lipjax's model.upsample_impl")
+    flags.DEFINE_string("json", None, "also write the table here (run_all)")
+
+
+def arguments_from_flags() -> types.SimpleNamespace:
+    """The parsed flags as the attributes `run` reads (no setting depends on the backend)."""
+    return types.SimpleNamespace(**FLAGS.flag_values_dict())
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    measure.script_main(SCRIPT, arguments_from_flags, run)
 
 
 if __name__ == "__main__":
-    main()
+    define_flags()
+    app.run(main)

@@ -322,7 +322,7 @@ def define_flags() -> None:
     flags.DEFINE_string("coordinator", "", "internal: the worker's coordinator host:port")
 
 
-def arguments_from_flags(_argv=None) -> types.SimpleNamespace:
+def arguments_from_flags() -> types.SimpleNamespace:
     """The parsed flags as the attributes `run` and `measure_worker` read, the settings left
     unset filled in for the backend."""
     args = types.SimpleNamespace(**FLAGS.flag_values_dict())

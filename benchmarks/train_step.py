@@ -1,6 +1,6 @@
 """Training-step speed: clips/s, step time, compile time, memory and model FLOP utilisation.
 
-    python benchmarks/train_step.py [--quick] [--rows grid_fp32,grid_bf16,...] [--json PATH]
+    python benchmarks/train_step.py [--quick] [--rows=grid_fp32,grid_bf16,...] [--json=PATH]
 
 Each row runs in its own process (fresh device memory and peak counter; an out-of-memory
 error fails that row only). A row builds the networks of its config (`experiments/grid.py`
@@ -21,13 +21,14 @@ buffers) stands in for it.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import functools
 import pathlib
 import sys
+import types
 
 import measure
+from absl import app, flags
 
 SCRIPT = pathlib.Path(__file__).resolve()
 
@@ -164,7 +165,7 @@ def available_host_bytes() -> int | None:
     return None
 
 
-def measure_row(args: argparse.Namespace) -> dict:
+def measure_row(args: types.SimpleNamespace) -> dict:
     import jax
 
     from lipjax import sharding
@@ -239,7 +240,7 @@ def measure_row(args: argparse.Namespace) -> dict:
 # ------------------------------------------------------------------------ rows (parent)
 
 
-def worker_arguments(row: Row, batch: int, args: argparse.Namespace) -> list[str]:
+def worker_arguments(row: Row, batch: int, args: types.SimpleNamespace) -> list[str]:
     arguments = [
         f"--config={row.config}",
         f"--dtype={row.dtype}",
@@ -342,7 +343,7 @@ def round_down(value: float, multiple: int = 8) -> int:
     return max(multiple, int(value) // multiple * multiple)
 
 
-def search_max_batch(row: Row, reference: dict, args: argparse.Namespace):
+def search_max_batch(row: Row, reference: dict, args: types.SimpleNamespace):
     """Largest batch that runs: a first guess from the batch-24 peak (memory grows about
     linearly with the batch), then 0.8x steps down after each out-of-memory failure.
     Returns (batch, result or None, message)."""
@@ -364,7 +365,7 @@ def search_max_batch(row: Row, reference: dict, args: argparse.Namespace):
     return None, None, f"out of memory at every batch tried: {tried}"
 
 
-def run(args: argparse.Namespace) -> list[measure.Table]:
+def run(args: types.SimpleNamespace) -> list[measure.Table]:
     import jax
 
     backend = jax.default_backend()
@@ -431,7 +432,7 @@ def run(args: argparse.Namespace) -> list[measure.Table]:
     return [table]
 
 
-def notes(results: dict[str, dict], args: argparse.Namespace) -> list[str]:
+def notes(results: dict[str, dict], args: types.SimpleNamespace) -> list[str]:
     timing = measure.timing_note(
         repeats=args.repeats, iterations=args.steps, warmup=args.warmup, unit="steps"
     )
@@ -461,46 +462,47 @@ def notes(results: dict[str, dict], args: argparse.Namespace) -> list[str]:
     return lines
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--quick", action="store_true", help=f"tiny models, batch 2, rows {','.join(QUICK_ROWS)}"
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    """The command line's flags (defined on demand, so that importing this module defines none)."""
+    row_names = ",".join(row.name for row in ROWS)
+    flags.DEFINE_bool("quick", False, f"tiny models, batch 2, rows {','.join(QUICK_ROWS)}")
+    flags.DEFINE_string("rows", "", f"comma-separated subset of {row_names}")
+    flags.DEFINE_integer("steps", None, "timed steps per repeat")
+    flags.DEFINE_integer("warmup", None, "untimed steps first")
+    flags.DEFINE_integer("repeats", None, "repeats (the median counts)")
+    flags.DEFINE_integer(
+        "batch", None, "batch of every fixed-batch row (default: the row's own, 24 or 8)"
     )
-    parser.add_argument(
-        "--rows", default="", help=f"comma-separated subset of {','.join(r.name for r in ROWS)}"
+    flags.DEFINE_integer("max_batch_attempts", 3, "workers the largest batch search may start")
+    flags.DEFINE_bool(
+        "compile_only",
+        False,
+        "compile each row and report FLOPs and XLA's memory plan, run nothing",
     )
-    parser.add_argument("--steps", type=int, default=None, help="timed steps per repeat")
-    parser.add_argument("--warmup", type=int, default=None)
-    parser.add_argument("--repeats", type=int, default=None)
-    parser.add_argument(
-        "--batch",
-        type=int,
-        default=None,
-        help="batch of every fixed-batch row (default: the row's own, 24 or 8)",
-    )
-    parser.add_argument("--max_batch_attempts", type=int, default=3)
-    parser.add_argument(
-        "--compile_only",
-        action="store_true",
-        help="compile each row and report FLOPs and XLA's memory plan, run nothing",
-    )
-    parser.add_argument(
-        "--conv3d_impl", default="", help="model.conv3d_impl of every row (default: config's)"
-    )
-    parser.add_argument(
-        "--upsample_impl", default="", help="model.upsample_impl of every row (default: config's)"
-    )
-    parser.add_argument("--remat", action="store_true", help="model.remat (residual blocks)")
-    parser.add_argument("--json", default=None, help="also write the tables here (run_all)")
-    # Worker mode (one row, in a process of its own).
-    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--config", default="grid", help=argparse.SUPPRESS)
-    parser.add_argument("--dtype", default="float32", help=argparse.SUPPRESS)
-    parser.add_argument("--feed", default="device", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+    flags.DEFINE_string("conv3d_impl", "", "model.conv3d_impl of every row (default: config's)")
+    flags.DEFINE_string("upsample_impl", "", "model.upsample_impl of every row (default: config's)")
+    flags.DEFINE_bool("remat", False, "model.remat (residual blocks)")
+    flags.DEFINE_string("json", None, "also write the tables here (run_all)")
+    # The worker's flags (one row, in a process of its own): `worker_arguments` sets them
+    # on the command lines of the processes `run` starts.
+    flags.DEFINE_bool("worker", False, "internal: measure one row")
+    flags.DEFINE_string("config", "grid", "internal: the worker's config")
+    flags.DEFINE_string("dtype", "float32", "internal: the worker's compute dtype")
+    flags.DEFINE_string("feed", "device", "internal: the worker's batch feed, device or host")
+
+
+def arguments_from_flags() -> types.SimpleNamespace:
+    """The parsed flags as the attributes `run` and `measure_row` read, the settings left
+    unset filled in for the backend."""
+    args = types.SimpleNamespace(**FLAGS.flag_values_dict())
     for name in filter(None, args.rows.split(",")):
         if name not in {row.name for row in ROWS}:
-            parser.error(f"--rows: unknown {name!r}; choose from {','.join(r.name for r in ROWS)}")
+            raise app.UsageError(
+                f"--rows: unknown {name!r}; choose from {','.join(r.name for r in ROWS)}"
+            )
     import jax
 
     on_cpu = jax.default_backend() == "cpu"
@@ -510,9 +512,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def main(argv=None) -> None:
-    measure.script_main(SCRIPT, parse_args, run, argv, worker=measure_row)
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    measure.script_main(SCRIPT, arguments_from_flags, run, worker=measure_row)
 
 
 if __name__ == "__main__":
-    main()
+    define_flags()
+    app.run(main)

@@ -2,7 +2,7 @@
 paper's transposed layer computed natively or as its exact sub-pixel decomposition
 ("phases"), on the current backend: which implementation "auto" should pick where.
 
-    python benchmarks/upsampling.py [--quick] [--batch 2] [--dtypes float32] [--json PATH]
+    python benchmarks/upsampling.py [--quick] [--batch=2] [--dtypes=float32] [--json=PATH]
 
 Two measurements per (upsample, conv3d_impl, upsample_impl, dtype):
 - the decoder's two up-sampling blocks (`lipjax.models.layers.UpsampleBlock`, 256->128->64
@@ -18,12 +18,13 @@ The fastest exact row of each backend is what `layers.FASTEST_IMPLS` should say 
 
 from __future__ import annotations
 
-import argparse
 import functools
 import pathlib
 import sys
+import types
 
 import measure
+from absl import app, flags
 
 SCRIPT = pathlib.Path(__file__).resolve()
 # (upsample, conv3d_impl, upsample_impl); the first is the paper's layer computed natively.
@@ -223,25 +224,33 @@ def run(args) -> list[measure.Table]:
     return [table]
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="tiny generator, batch 1")
-    parser.add_argument("--batch", type=int, default=None, help="default: 24 on GPU, 2 on CPU")
-    parser.add_argument("--dtypes", default="", help="default: float32,bfloat16 on GPU")
-    parser.add_argument(
-        "--variants",
-        default=",".join("/".join(variant) for variant in VARIANTS),
-        help="upsample/conv3d_impl/upsample_impl triples",
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    """The command line's flags (defined on demand, so that importing this module defines none)."""
+    flags.DEFINE_bool("quick", False, "tiny generator, batch 1")
+    flags.DEFINE_integer("batch", None, "default: 24 on GPU, 2 on CPU")
+    flags.DEFINE_string("dtypes", "", "default: float32,bfloat16 on GPU")
+    flags.DEFINE_string(
+        "variants",
+        ",".join("/".join(variant) for variant in VARIANTS),
+        "upsample/conv3d_impl/upsample_impl triples",
     )
-    parser.add_argument("--iterations", type=int, default=None)
-    parser.add_argument("--warmup", type=int, default=None)
-    parser.add_argument("--repeats", type=int, default=None)
-    parser.add_argument("--json", default=None, help="also write the tables here (run_all)")
-    args = parser.parse_args(argv)
+    flags.DEFINE_integer("iterations", None, "calls per repeat")
+    flags.DEFINE_integer("warmup", None, "untimed calls first")
+    flags.DEFINE_integer("repeats", None, "repeats (the median counts)")
+    flags.DEFINE_string("json", None, "also write the tables here (run_all)")
+
+
+def arguments_from_flags() -> types.SimpleNamespace:
+    """The parsed flags as the attributes `run` reads: `variants` as (upsample, conv3d_impl,
+    upsample_impl) tuples, the settings left unset filled in for the backend."""
+    args = types.SimpleNamespace(**FLAGS.flag_values_dict())
     args.variants = [tuple(variant.split("/")) for variant in args.variants.split(",")]
     for variant in args.variants:
         if variant not in VARIANTS:
-            parser.error(f"--variants: unknown {'/'.join(variant)}")
+            raise app.UsageError(f"--variants: unknown {'/'.join(variant)}")
     import jax
 
     on_gpu = jax.default_backend() == "gpu"
@@ -255,9 +264,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def main(argv=None) -> None:
-    measure.script_main(SCRIPT, parse_args, run, argv)
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    measure.script_main(SCRIPT, arguments_from_flags, run)
 
 
 if __name__ == "__main__":
-    main()
+    define_flags()
+    app.run(main)

@@ -34,6 +34,76 @@ def run_script(name: str, *arguments: str) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
 
 
+SCRIPTS = ("train_step", "generate_speed", "upsampling", "peer", "scaling", "run_all")
+
+
+def run_python(code: str) -> subprocess.CompletedProcess:
+    """`code` in a fresh interpreter with benchmarks/ on sys.path: absl's flags are global to
+    a process, so what a test defines must not meet the flags of other tests."""
+    return subprocess.run(
+        [sys.executable, "-c", f"import sys; sys.path.insert(0, {str(BENCHMARKS)!r})\n{code}"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_importing_the_scripts_defines_no_flags():
+    """Each script defines its absl flags only when run (scaling imports train_step, the
+    tests import several): two definitions of --quick in one process would be an error."""
+    done = run_python(
+        "from absl import app, flags\n"
+        "before = set(flags.FLAGS)\n"
+        f"import {', '.join(SCRIPTS)}\n"
+        "print(sorted(set(flags.FLAGS) - before))"
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("remat", [False, True])
+def test_train_step_worker_command_lines_parse_under_its_flags(remat):
+    """The parent starts each row's worker with a command line of `--name=value` and
+    boolean `--name` flags; the worker's absl flags read the row's settings back from it."""
+    done = run_python(
+        "import json, types, train_step\n"
+        "train_step.define_flags()\n"
+        "args = types.SimpleNamespace(steps=4, warmup=2, repeats=3, conv3d_impl='',\n"
+        f"    upsample_impl='phases', remat={remat}, quick=True, compile_only=False)\n"
+        "row = next(r for r in train_step.ROWS if r.name == 'grid_bf16_host')\n"
+        "arguments = train_step.worker_arguments(row, 5, args)\n"
+        "train_step.FLAGS(['train_step.py', '--worker', *arguments])\n"
+        "print(json.dumps(train_step.FLAGS.flag_values_dict(), default=str))"
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    parsed = json.loads(done.stdout.strip().splitlines()[-1])
+    expected = {
+        "worker": True, "config": "grid", "dtype": "bfloat16", "batch": 5, "feed": "host",
+        "steps": 4, "warmup": 2, "repeats": 3, "conv3d_impl": "", "upsample_impl": "phases",
+        "remat": remat, "quick": True, "compile_only": False,
+    }  # fmt: skip
+    assert {name: parsed[name] for name in expected} == expected
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["train_step.py", "--rows=grid_bf16,nope"], "--rows: unknown 'nope'"),
+        (["generate_speed.py", "--configs=nope"], "--configs: unknown 'nope'"),
+        (["upsampling.py", "--variants=transposed/nope/native"], "--variants: unknown"),
+        (["peer.py", "extra"], "Unexpected arguments: extra"),
+        (["peer.py", "--batch=two"], "--batch"),
+    ],
+)
+def test_bad_command_lines_are_usage_errors(arguments, message):
+    """Caught before any JAX work: absl's usage error, exit status 1."""
+    name, *rest = arguments
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / name), *rest], capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 1 and message in done.stderr, done.stderr[-3000:]
+
+
 def test_quick_generate_speed_and_assembled_report(tmp_path):
     results = tmp_path / "results"
     run_script(
