@@ -1,16 +1,16 @@
 """Multi-host training with real processes: 2 `python -m lipjax.main` processes joined by
 `jax.distributed` on localhost (CPU collectives through gloo), 2 forced CPU devices each.
 
-1. A run to the end: both processes finish at the same step with the same weights;
-   process 0 alone pretrained (the perceptual autoencoder) and wrote the logs.
-2. SIGTERM to process 1 mid-run: both save the same step and exit cleanly; a restart of
-   both resumes from that step and finishes.
+One job, launched twice:
+1. SIGTERM to process 1 mid-run: both save the same step and exit cleanly.
+2. A restart of both resumes from that step and runs to the end: both finish at the same
+   step with the same weights, no step lost or repeated; process 0 alone pretrained (the
+   perceptual autoencoder) and wrote the logs.
 3. The run's validation metrics (each process scored its shard) equal a one-process
    `lipjax.eval.report` of the same split and checkpoint.
 
 Every process runs under a hard timeout that kills its whole process group, on a port
-the OS gives. On the shared 2-core CI machine the module takes about 2-4 minutes (most of
-it XLA compiling the same step in both processes at once).
+the OS gives; the restart reuses the first launch's compiled steps (a shared XLA cache).
 """
 
 from __future__ import annotations
@@ -145,53 +145,21 @@ def test_local_rows_invert_global_arrays():
     np.testing.assert_array_equal(pipeline.to_local_rows(replicated), local)
 
 
+NUM_STEPS = 12
+
+
 @pytest.fixture(scope="module")
-def two_process_run(tmp_path_factory, tiny_data_dir):
-    """A whole 2-process run: perceptual pretraining on process 0, 6 steps, evaluation."""
+def stopped_and_resumed_run(tmp_path_factory, tiny_data_dir):
+    """One 2-process job (perceptual pretraining on process 0, then training), SIGTERM to
+    process 1 after its second step, and a restart of both that finishes the run and
+    evaluates the whole validation split: (workdir, the stopped logs, the resumed logs)."""
     workdir = tmp_path_factory.mktemp("multiprocess") / "run"
-    processes = _launch(
-        workdir,
-        tiny_data_dir,
-        "--config.num_steps=6",
-        "--config.eval.every_steps=6",
+    overrides = (
+        f"--config.num_steps={NUM_STEPS}",
+        f"--config.eval.every_steps={NUM_STEPS}",  # one evaluation, at the end
         "--config.eval.max_batches=0",  # the whole validation split, for the last test
         "--config.eval.sharpness=True",
-    )
-    logs = _wait_all(processes, time.monotonic() + LAUNCH_TIMEOUT_S)
-    return workdir, logs
-
-
-def test_two_processes_finish_at_the_same_step_with_the_same_weights(two_process_run):
-    workdir, logs = two_process_run
-    finals = [_final_line(log) for log in logs]
-    assert finals[0] == finals[1], finals
-    assert finals[0].startswith("step 6,")
-    assert sorted(int(p.name) for p in (workdir / "checkpoints").iterdir()) == [2, 4, 6]
-    # The iterator's position of each process sits beside the shared state.
-    data_item = workdir / "checkpoints" / "6" / "data"
-    assert sorted(p.name for p in data_item.glob("process_*.json")) == [
-        "process_0-of-2.json", "process_1-of-2.json",
-    ]  # fmt: skip
-    # Pretrained once (by process 0), logs written once.
-    assert (workdir / "pretrain" / "perceptual").is_dir()
-    rows = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in rows if r["split"] == "train"] == [1, 2, 3, 4, 5, 6]
-    final = json.loads((workdir / "final_metrics.json").read_text())
-    assert final["step"] == 6 and 0 < final["eval_wall_fraction"] < 1
-    assert not list(workdir.glob(".write_test*"))
-
-
-def test_sigterm_to_one_process_stops_both_at_the_same_step_and_they_resume(
-    two_process_run, tiny_data_dir, tmp_path
-):
-    pretrained, _ = two_process_run
-    workdir = tmp_path / "run"
-    overrides = (
-        "--config.num_steps=16",
-        "--config.eval.every_steps=1000",  # one evaluation, at the end
-        "--config.eval.max_batches=1",
-        "--config.checkpoint_every_steps=1000",
-        f"--config.perceptual.checkpoint={pretrained / 'pretrain' / 'perceptual'}",
+        "--config.checkpoint_every_steps=1000",  # only the stop's and the last checkpoint
     )
     processes = _launch(workdir, tiny_data_dir, *overrides)
     deadline = time.monotonic() + LAUNCH_TIMEOUT_S
@@ -199,33 +167,62 @@ def test_sigterm_to_one_process_stops_both_at_the_same_step_and_they_resume(
     while not (metrics.exists() and metrics.read_text().count('"train"') >= 2):
         if time.monotonic() > deadline or any(p.poll() is not None for p in processes):
             _kill_all(processes)
-            pytest.fail("the run ended or hung before its second step")
+            logs = [pathlib.Path(p.log_path).read_text(errors="replace")[-3000:] for p in processes]
+            pytest.fail("the run ended or hung before its second step:\n" + "\n----\n".join(logs))
         time.sleep(0.2)
     processes[1].send_signal(signal.SIGTERM)
-    logs = _wait_all(processes, deadline)
+    stopped = _wait_all(processes, deadline)
+    resumed = _wait_all(
+        _launch(workdir, tiny_data_dir, *overrides), time.monotonic() + LAUNCH_TIMEOUT_S
+    )
+    return workdir, stopped, resumed
+
+
+def _stop_step(logs: list[str]) -> int:
     stops = [
         [line for line in log.splitlines() if line.startswith("Stopped at step")] for log in logs
     ]
     assert stops[0] and stops[0] == stops[1], stops
-    stopped = int(stops[0][0].split()[3].rstrip(";"))
-    assert 2 <= stopped < 16
-    assert [int(p.name) for p in (workdir / "checkpoints").iterdir()] == [stopped]
-    assert _final_line(logs[0]) == _final_line(logs[1])
+    return int(stops[0][0].split()[3].rstrip(";"))
 
-    resumed = _wait_all(_launch(workdir, tiny_data_dir, *overrides), time.monotonic() + 300)
+
+def test_sigterm_to_one_process_stops_both_at_the_same_step(stopped_and_resumed_run):
+    _, stopped, _ = stopped_and_resumed_run
+    step = _stop_step(stopped)
+    assert 2 <= step < NUM_STEPS
+    assert _final_line(stopped[0]) == _final_line(stopped[1])
+    assert _final_line(stopped[0]).startswith(f"step {step},")
+
+
+def test_both_resume_and_finish_at_the_same_step_with_the_same_weights(stopped_and_resumed_run):
+    workdir, stopped, resumed = stopped_and_resumed_run
+    step = _stop_step(stopped)
     for log in resumed:
-        assert f"Resuming from step {stopped}" in log
-    assert _final_line(resumed[0]) == _final_line(resumed[1])
-    assert _final_line(resumed[0]).startswith("step 16,")
-    rows = [json.loads(line) for line in metrics.read_text().splitlines()]
+        assert f"Resuming from step {step}" in log
+    finals = [_final_line(log) for log in resumed]
+    assert finals[0] == finals[1], finals
+    assert finals[0].startswith(f"step {NUM_STEPS},")
+    assert sorted(int(p.name) for p in (workdir / "checkpoints").iterdir()) == [step, NUM_STEPS]
+    # The iterator's position of each process sits beside the shared state.
+    data_item = workdir / "checkpoints" / str(NUM_STEPS) / "data"
+    assert sorted(p.name for p in data_item.glob("process_*.json")) == [
+        "process_0-of-2.json", "process_1-of-2.json",
+    ]  # fmt: skip
+    # Nothing lost or repeated across the restart; pretrained once (by process 0), logs
+    # written once.
+    rows = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
     train_steps = [row["step"] for row in rows if row["split"] == "train"]
-    assert train_steps == list(range(1, 17)), "a step was lost or repeated across the restart"
+    assert train_steps == list(range(1, NUM_STEPS + 1)), "a step was lost or repeated"
+    assert (workdir / "pretrain" / "perceptual").is_dir()
+    final = json.loads((workdir / "final_metrics.json").read_text())
+    assert final["step"] == NUM_STEPS and 0 < final["eval_wall_fraction"] < 1
+    assert not list(workdir.glob(".write_test*"))
 
 
-def test_two_process_validation_equals_a_one_process_evaluation(two_process_run, tmp_path):
+def test_two_process_validation_equals_a_one_process_evaluation(stopped_and_resumed_run, tmp_path):
     from lipjax.eval import report
 
-    workdir, _ = two_process_run
+    workdir, _, _ = stopped_and_resumed_run
     final = json.loads((workdir / "final_metrics.json").read_text())
     config = report.config_from_json(workdir / "config.json")
     one = report.run(
@@ -235,4 +232,5 @@ def test_two_process_validation_equals_a_one_process_evaluation(two_process_run,
     expected["gt_cpbd"] = one["ground_truth"]["cpbd"]
     assert set(expected) <= set(final)
     for name, value in expected.items():
-        np.testing.assert_allclose(final[name], value, rtol=1e-5, atol=1e-6, err_msg=name)
+        # atol for the correlations near 0 (opening_corr 0.0143 once differed by 1.9e-6).
+        np.testing.assert_allclose(final[name], value, rtol=1e-5, atol=1e-5, err_msg=name)

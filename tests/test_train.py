@@ -181,8 +181,12 @@ def test_data_parallel_step_matches_one_device(tiny_setup):
     batch = jax.device_put(batch, data)
     assert len(batch["video"].sharding.device_set) == 8
     parallel = parallel_step(state, batch)
+    # Float32 sums over 8 shards against one: ~1e-4 apart, once 9e-4 (a loaded machine, where
+    # XLA's CPU threads split the reductions differently).
     for key in ("generator_loss", "discriminator_loss", "loss_correlation", "generator_grad_norm"):
-        np.testing.assert_allclose(parallel[1][key], single[1][key], rtol=2e-4, atol=1e-5)
+        np.testing.assert_allclose(
+            parallel[1][key], single[1][key], rtol=2e-3, atol=1e-5, err_msg=key
+        )
     # Adam's first update is about +-lr per element whatever the gradient's size, so an
     # element whose gradient is ~0 may move differently under another reduction order:
     # all elements agree within 2 lr, and all but a handful to float precision.
@@ -358,26 +362,26 @@ def test_step_keeps_a_weight_average_and_scales_updates(tiny_setup):
     state = _state(config, networks)
     assert set(state.ema) == {"generator"}
 
-    def step_with(schedule):
-        return jax.jit(
-            functools.partial(
-                train_step.train_step,
-                networks=networks,
-                optimizers=train_step.make_optimizers(config),
-                loss_config=config.loss,
-                schedule=schedule,
-            )
+    # One schedule, one compile: step 0 copies the weights into the average (before
+    # ema_start_step), step 1 averages (Eq. EMA), the learning rates decay linearly from
+    # step 2 and are zero at step 3 == num_steps.
+    schedule = train_step.Schedule(num_steps=3, decay_start_step=2, ema_decay=0.9,
+                                   ema_start_step=1)  # fmt: skip
+    step = jax.jit(
+        functools.partial(
+            train_step.train_step,
+            networks=networks,
+            optimizers=train_step.make_optimizers(config),
+            loss_config=config.loss,
+            schedule=schedule,
         )
-
-    # Before ema_start_step the average is a copy of the weights; after it, Eq. EMA.
-    copying = step_with(train_step.Schedule(num_steps=10, ema_decay=0.9, ema_start_step=5))
-    state, _ = copying(state, _random_batch(8))
+    )
+    state, _ = step(state, _random_batch(8))
     for a, b in zip(jax.tree.leaves(state.ema), jax.tree.leaves(state.params["generator"]),
                     strict=True):  # fmt: skip
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
-    averaging = step_with(train_step.Schedule(num_steps=10, ema_decay=0.9, ema_start_step=0))
     previous = jax.tree.map(np.asarray, state.ema["generator"])
-    state, _ = averaging(state, _random_batch(8, seed=1))
+    state, _ = step(state, _random_batch(8, seed=1))
     expected = jax.tree.map(lambda e, p: 0.9 * e + 0.1 * np.asarray(p), previous,
                             state.params["generator"])  # fmt: skip
     for a, b in zip(jax.tree.leaves(state.ema["generator"]), jax.tree.leaves(expected),
@@ -385,10 +389,10 @@ def test_step_keeps_a_weight_average_and_scales_updates(tiny_setup):
         np.testing.assert_allclose(np.asarray(a), b, rtol=1e-5, atol=1e-7)
     assert state.generator_for_eval()["generator"] is state.ema["generator"]
 
-    # At the end of a linear decay the learning rates are zero: nothing moves.
-    ended = step_with(train_step.Schedule(num_steps=2, decay_start_step=1))
+    state, metrics = step(state, _random_batch(8, seed=2))
+    assert float(metrics["learning_rate_scale"]) == 1.0
     frozen = jax.tree.map(np.asarray, state.params)
-    state, metrics = ended(state, _random_batch(8, seed=2))  # state.step == 2 == num_steps
+    state, metrics = step(state, _random_batch(8, seed=3))  # state.step == 3 == num_steps
     assert float(metrics["learning_rate_scale"]) == 0.0
     for a, b in zip(jax.tree.leaves(state.params), jax.tree.leaves(frozen), strict=True):
         np.testing.assert_array_equal(np.asarray(a), b)

@@ -258,10 +258,10 @@ def temporal_sensitivity(
         video, _ = generator.apply(variables, spectrogram, identity, train=False)
         return jnp.sum((video[:, frame] - identity) ** 2)
 
-    gradient = jax.jit(jax.grad(frame_energy), static_argnums=1)
+    gradient = jax.jit(jax.grad(frame_energy))  # the frame traced: one compile for all
     rows = []
     for frame in range(num_frames):
-        per_mel = np.abs(np.asarray(gradient(audio, frame))).sum(axis=(0, 2, 3))
+        per_mel = np.abs(np.asarray(gradient(audio, jnp.int32(frame)))).sum(axis=(0, 2, 3))
         per_frame = per_mel[: num_frames * mels_per_frame].reshape(num_frames, -1).sum(axis=1)
         total = per_frame.sum()
         rows.append(per_frame / total if total > 0 else per_frame)
