@@ -17,6 +17,10 @@ os.environ["XLA_FLAGS"] = (
 ).strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(os.path.expanduser("~"), ".cache", "numba"))
+# Every compile cached, not only those over 1 s: flax's eager init compiles one small
+# program per op and parameter shape (about 85 s for the tiny training state on a 2-core
+# CPU); from the cache, the other xdist worker and every subprocess load them (8 s).
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
     # XLA programs compiled once per session and reused: the :smoke config's training and
     # generation steps are compiled by every run of it (the shared run, the resume tests,

@@ -87,20 +87,14 @@ def test_the_sync_expert_loss_is_one_more_term_of_the_generator_step():
     from lipjax.eval import lip_sync
 
     config = _tiny_config()
-    config.loss.sync_expert = 1.0
+    # The expert's term beside the pixel loss only: the other terms compile elsewhere.
+    config.loss.update(adversarial=0.0, correlation=0.0, perceptual=0.0, sync_expert=1.0)
     networks = train_step.build_networks(config)
     assert networks.sync_expert is not None
     with pytest.raises(ValueError, match="no sync expert"):
         _state(config, networks)
     _, expert = lip_sync.load_expert()
-    frames = jnp.zeros((1, 64, 64, 3))
-    state = train_step.init_state(
-        networks,
-        config,
-        jax.random.key(0),
-        perceptual_variables=networks.perceptual.init(jax.random.key(1), frames, train=False),
-        sync_expert_variables=expert,
-    )
+    state = train_step.init_state(networks, config, jax.random.key(0), sync_expert_variables=expert)
     step = jax.jit(
         functools.partial(
             train_step.train_step,
@@ -125,7 +119,8 @@ def test_the_trainer_loads_the_sync_expert_and_checks_its_architecture(tmp_path)
     from lipjax.models.sync_expert import SyncExpert
 
     config = _tiny_config()
-    config.loss.sync_expert = 1.0
+    # The expert's term beside the pixel loss only: the other terms compile elsewhere.
+    config.loss.update(adversarial=0.0, correlation=0.0, perceptual=0.0, sync_expert=1.0)
     variables = trainer._load_sync_expert(config, train_step.build_networks(config).sync_expert)
     shipped = lip_sync.load_expert()[1]
     assert jax.tree.all(jax.tree.map(np.array_equal, variables, shipped))
@@ -223,8 +218,11 @@ def test_loss_switches_build_the_table_2_variants(change, expected):
         optimizers=train_step.make_optimizers(config),
         loss_config=config.loss,
     )
-    _, metrics = jax.jit(step)(state, _random_batch(4))
-    assert np.isfinite(float(metrics["generator_loss"]))
+    # Traced, not compiled (the whole step compiles in the tests above and in the
+    # reproduce tests' trainings): each variant's step is a well-formed program.
+    new_state, metrics = jax.eval_shape(step, state, _random_batch(4))
+    assert jax.tree.structure(new_state.params) == jax.tree.structure(state.params)
+    assert metrics["generator_loss"].shape == () and "loss_pixel" in metrics
 
 
 def test_bad_config_values_are_named():
