@@ -30,7 +30,7 @@ import tensorflow_datasets as tfds
 from tensorflow_datasets.core import file_adapters
 from tensorflow_datasets.core import writer as writer_lib
 
-from data_pipeline import preprocess
+from data_pipeline import log_mel_stats, preprocess
 from lipjax.data import features, workers
 
 logger = logging.getLogger(__name__)
@@ -151,6 +151,7 @@ class RealCorpusBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True)
             features=features.real_corpus_features(),
             supervised_keys=None,
             homepage=self.HOMEPAGE,
+            metadata=log_mel_stats.new_metadata(),
         )
 
     def list_splits(self, manual_dir: pathlib.Path) -> dict[str, list[preprocess.Utterance]]:
@@ -187,7 +188,11 @@ class RealCorpusBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True)
         report = preprocess.report_path(self.data_dir, split)
         if self._use_beam:
             return _beam_transform(list(utterances), options, report)
-        return self._generate_locally(split, utterances, options, report)
+        # (With Beam the statistics are computed when the dataset is first read:
+        # lipjax.data.pipeline.dataset_log_mel_stats.)
+        return log_mel_stats.recording_train_statistics(
+            self, split, self._generate_locally(split, utterances, options, report)
+        )
 
     def _generate_locally(self, split, utterances, options, report):
         work = [(utterance, options) for utterance in utterances]

@@ -80,6 +80,12 @@ def base_config() -> ml_collections.ConfigDict:
     # puts the audio of each frame's lip shape where the generator sees it best.
     config.model.audio_lookahead_frames = 0
     config.model.compute_dtype = "float32"  # "float32" or "bfloat16" (parameters stay float32)
+    # The audio input is (log-mel dB - log_mel_mean) / log_mel_std. Unset (None), training
+    # sets both to its corpus's train-split statistics (stored with the dataset when it is
+    # built) and saves them with the run, so that evaluation and generate() normalise alike.
+    # Runs and weights saved before these fields use lipjax.data.audio.FIXED_LOG_MEL_STATS.
+    config.model.log_mel_mean = ml_collections.config_dict.placeholder(float)
+    config.model.log_mel_std = ml_collections.config_dict.placeholder(float)
 
     config.loss = ml_collections.ConfigDict()
     config.loss.pixel = 0.5  # λ1 of Eq. 2 (the authors' code used 0.2)

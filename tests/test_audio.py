@@ -153,3 +153,41 @@ def test_frame_energy_tracks_loudness():
     )
     energy = audio.frame_energy_db(quiet_loud)
     np.testing.assert_allclose(energy, [-60.0, -20.0], atol=1e-6)
+
+
+def test_log_mel_statistics_normalise_and_convert():
+    stats = audio.LogMelStats(-50.0, 20.0)
+    db = np.array([[-50.0, -30.0, -90.0]], np.float32)
+    np.testing.assert_allclose(stats.normalize(db), [[0.0, 1.0, -2.0]])
+    assert stats.normalize(db).dtype == np.float32
+    np.testing.assert_allclose(np.asarray(stats.normalize(jnp.asarray(db), xp=jnp)), [[0, 1, -2]])
+    fixed = audio.FIXED_LOG_MEL_STATS
+    np.testing.assert_allclose(
+        stats.renormalize(stats.normalize(db), fixed), fixed.normalize(db), rtol=1e-6, atol=1e-6
+    )
+    same = stats.normalize(db)
+    assert stats.renormalize(same, stats) is same
+    for mean, std in ((0.0, 0.0), (float("nan"), 1.0), (-40.0, -3.0)):
+        with pytest.raises(ValueError, match="log-mel statistics"):
+            audio.LogMelStats(mean, std)
+
+
+def test_log_mel_statistics_accumulate_exactly_and_configs_choose_them():
+    rng = np.random.default_rng(0)
+    chunks = [rng.normal(-40, 15, size=(4 * n, 128)).astype(np.float32) for n in (3, 50, 7)]
+    accumulator = audio.LogMelStatsAccumulator()
+    for chunk in chunks:
+        accumulator.add(chunk)
+    values = np.concatenate([c.ravel() for c in chunks]).astype(np.float64)
+    result = accumulator.result()
+    np.testing.assert_allclose([result.mean, result.std], [values.mean(), values.std()], rtol=1e-10)
+    assert accumulator.metadata()["count"] == values.size
+    with pytest.raises(ValueError, match="no log-mel value"):
+        audio.LogMelStatsAccumulator().result()
+    # A model config: its own statistics, or the fixed ones where unset (older runs).
+    assert audio.model_log_mel_stats({}) == audio.FIXED_LOG_MEL_STATS
+    assert audio.model_log_mel_stats({"log_mel_mean": None, "log_mel_std": None}) == (
+        audio.FIXED_LOG_MEL_STATS
+    )
+    own = {"log_mel_mean": -45.5, "log_mel_std": 12.0}
+    assert audio.model_log_mel_stats(own) == audio.LogMelStats(-45.5, 12.0)

@@ -107,10 +107,11 @@ def test_jax_log_mel_windows_match_the_training_features(lookahead):
     waveform = audio_lib.to_model_rate(_tone_bursts(1.5), RATE)
     lips = generate_module.LipGenerator.__new__(generate_module.LipGenerator)
     lips.hop, lips.audio_lookahead = 8, lookahead
+    lips.log_mel_stats = audio_lib.LogMelStats(-45.0, 14.0)  # the model's, not the fixed ones
     num_frames, starts, windows = lips.windows(waveform)
     assert num_frames == 38 and list(starts) == [0, 8, 16, 24]
     padded = audio_lib.pad_to_video_frames(waveform, 40 + lookahead)
-    expected = pipeline.normalize_log_mel(audio_lib.log_mel(padded))
+    expected = pipeline.normalize_log_mel(audio_lib.log_mel(padded), lips.log_mel_stats)
     for start, window in zip(starts, np.asarray(windows), strict=True):
         first = 4 * (start + lookahead)
         # float32 STFTs differ by up to 0.08 dB in near-silent bins
@@ -121,6 +122,14 @@ def test_weights_without_a_lookahead_field_are_aligned_and_bad_ones_refused(rand
     model = {k: v for k, v in random_weights.model.items() if k != "audio_lookahead_frames"}
     old = Weights(model, random_weights.params, random_weights.batch_stats, "old")
     assert generate_module.LipGenerator(old).audio_lookahead == 0
+    # Weights saved before per-corpus log-mel statistics: the fixed ones they trained with.
+    legacy = {k: v for k, v in model.items() if not k.startswith("log_mel_")}
+    legacy_weights = Weights(legacy, old.params, old.batch_stats, "legacy")
+    lips = generate_module.LipGenerator(legacy_weights)
+    assert lips.log_mel_stats == audio_lib.FIXED_LOG_MEL_STATS
+    own = Weights({**legacy, "log_mel_mean": -47.0, "log_mel_std": 13.0}, old.params,
+                  old.batch_stats, "own")  # fmt: skip
+    assert generate_module.LipGenerator(own).log_mel_stats == audio_lib.LogMelStats(-47.0, 13.0)
     bad = Weights({**model, "audio_lookahead_frames": 20}, old.params, old.batch_stats, "bad")
     with pytest.raises(ValueError, match=r"audio_lookahead_frames: expected an integer 0\.\.8"):
         generate_module.LipGenerator(bad)

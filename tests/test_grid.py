@@ -38,6 +38,10 @@ def _examples(builder, split):
     return [source[i] for i in range(len(source))]
 
 
+def _dataset_name(builder) -> str:
+    return f"{builder.name}/{builder.builder_config.name}"
+
+
 @pytest.fixture(scope="module")
 def dummy(tmp_path_factory):
     return _build(tmp_path_factory.mktemp("tfds"), DUMMY)
@@ -93,6 +97,14 @@ def test_dummy_build_splits_and_features(dummy):
         assert len(_text(example["text"]).split()) == len(example["words"]["word"]) > 0
     report = preprocess.read_report(dummy.data_dir)
     assert {s: r["examples"] for s, r in report.items()} == DUMMY_SPLITS
+    # The train split's log-mel statistics, stored with the build for the trainer.
+    log_mels = np.concatenate([e["log_mel"] for e in _examples(dummy, "train")])
+    stats = pipeline.dataset_log_mel_stats(_dataset_name(dummy), dummy.data_dir_root)
+    np.testing.assert_allclose(
+        [stats.mean, stats.std], [log_mels.mean(dtype=np.float64), log_mels.std(dtype=np.float64)],
+        rtol=1e-9,
+    )  # fmt: skip
+    assert dummy.info.metadata[audio.LOG_MEL_STATS_METADATA_KEY]["count"] == log_mels.size
     assert all(r["landmark_sources"] == {"sidecar": r["examples"]} for r in report.values())
 
 
@@ -208,6 +220,14 @@ def test_beam_build_equals_the_local_build(dummy, tmp_path):
                 np.testing.assert_array_equal(example[name], reference[name])
     report = preprocess.read_report(built.data_dir)
     assert {s: r["examples"] for s, r in report.items()} == DUMMY_SPLITS
+    # Beam builds store no log-mel statistics: they are computed from the train split.
+    assert audio.LOG_MEL_STATS_METADATA_KEY not in built.info.metadata
+    stats = [
+        pipeline.dataset_log_mel_stats(_dataset_name(b), b.data_dir_root) for b in (built, dummy)
+    ]
+    np.testing.assert_allclose(
+        [stats[0].mean, stats[0].std], [stats[1].mean, stats[1].std], rtol=1e-9
+    )
 
 
 def test_build_command_line(tmp_path):

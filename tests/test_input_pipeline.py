@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import pathlib
+import shutil
+
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
+from lipjax.data import audio as audio_lib
 from lipjax.data import datasets, pipeline
 
 DATASET = "synthetic_lips/tiny"
@@ -50,16 +54,17 @@ def _assert_batches_equal(first, second):
             np.testing.assert_array_equal(a[key], b[key], err_msg=key)
 
 
-def _assert_row_matches_source(batch, row, utterances):
-    """The row's video, audio and landmarks are exactly its utterance's window."""
+def _assert_row_matches_source(batch, row, utterances, stats=audio_lib.FIXED_LOG_MEL_STATS):
+    """The row's video, audio (normalised with `stats`) and landmarks are exactly its
+    utterance's window."""
     example = utterances[int(batch["utterance_index"][row])]
     start = int(batch["start_frame"][row])
     frames = example["frames"][start : start + 16]
     np.testing.assert_array_equal(batch["video"][row], frames.astype(np.float32) / 127.5 - 1)
     np.testing.assert_array_equal(
         batch["audio"][row, :, :, 0],
-        (example["log_mel"][4 * start : 4 * start + 64] - pipeline.LOG_MEL_MEAN)
-        / np.float32(pipeline.LOG_MEL_STD),
+        (example["log_mel"][4 * start : 4 * start + 64] - np.float32(stats.mean))
+        / np.float32(stats.std),
     )
     np.testing.assert_array_equal(batch["landmarks"][row], example["landmarks"][start : start + 16])
     assert batch["speaker_id"][row] == pipeline.speaker_id(example["speaker"])
@@ -91,6 +96,46 @@ def test_normalisation_helpers():
     audio = pipeline.normalize_log_mel(np.full((64, 128), pipeline.LOG_MEL_MEAN))
     assert audio.shape == (64, 128, 1) and audio.dtype == np.float32
     np.testing.assert_allclose(audio, 0, atol=1e-6)
+
+
+def test_batches_are_normalised_with_the_statistics_given(data_dir, cache_dir, examples):
+    stats = audio_lib.LogMelStats(-50.0, 20.0)
+    batch = next(_train_iterator(data_dir, cache_dir, log_mel_stats=stats))
+    for row in range(BATCH):
+        _assert_row_matches_source(batch, row, examples["train"], stats)
+    (evaluated, _), *_ = pipeline.create_eval_iterator(
+        DATASET, "test", data_dir, global_batch_size=BATCH, cache_dir=cache_dir,
+        log_mel_stats=stats,
+    )  # fmt: skip
+    _assert_row_matches_source(evaluated, 0, examples["test"], stats)
+
+
+def test_each_corpus_carries_its_own_log_mel_statistics(data_dir, examples, tmp_path, monkeypatch):
+    """The build stores its train split's statistics with the dataset; one built before
+    they were stored has them computed from its train split, and cached."""
+    log_mels = np.concatenate([np.asarray(e["log_mel"]) for e in examples["train"]])
+    expected = [log_mels.mean(dtype=np.float64), log_mels.std(dtype=np.float64)]
+    builder = datasets.open_builder(DATASET, data_dir)
+    stored = builder.info.metadata[audio_lib.LOG_MEL_STATS_METADATA_KEY]
+    assert stored["count"] == log_mels.size and stored["split"] == "train"
+    stats = pipeline.dataset_log_mel_stats(DATASET, data_dir)
+    np.testing.assert_allclose([stats.mean, stats.std], expected, rtol=1e-9)
+    assert abs(stats.mean - audio_lib.LOG_MEL_MEAN) > 0.1  # tiny is not small: its own
+
+    old_build = tmp_path / "tfds"
+    shutil.copytree(data_dir, old_build)
+    version_dir = old_build / pathlib.Path(builder.data_dir).relative_to(builder.data_dir_root)
+    (version_dir / "metadata.json").unlink()
+    cache = tmp_path / "cache"
+    computed = pipeline.dataset_log_mel_stats(DATASET, str(old_build), cache)
+    assert computed == stats or np.allclose([computed.mean, computed.std], expected, rtol=1e-9)
+    assert len(list(cache.glob("*log_mel_stats.json"))) == 1
+
+    def no_reading(*args, **kwargs):
+        raise AssertionError("read the train split again")
+
+    monkeypatch.setattr(audio_lib.LogMelStatsAccumulator, "add", no_reading)
+    assert pipeline.dataset_log_mel_stats(DATASET, str(old_build), cache) == computed
 
 
 def test_eval_visits_every_window_once_and_matches_source(data_dir, cache_dir, examples):

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from lipjax import checkpointing, configs, sharding
+from lipjax.data import audio, pipeline
 from lipjax.train import train_step, trainer
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -89,8 +90,11 @@ def test_the_sync_expert_loss_is_one_more_term_of_the_generator_step():
     config = _tiny_config()
     # The expert's term beside the pixel loss only: the other terms compile elsewhere.
     config.loss.update(adversarial=0.0, correlation=0.0, perceptual=0.0, sync_expert=1.0)
+    # The generator's audio is renormalised to the expert's fixed statistics in the step.
+    config.model.log_mel_mean, config.model.log_mel_std = -45.0, 14.0
     networks = train_step.build_networks(config)
     assert networks.sync_expert is not None
+    assert networks.log_mel_stats == audio.LogMelStats(-45.0, 14.0)
     with pytest.raises(ValueError, match="no sync expert"):
         _state(config, networks)
     _, expert = lip_sync.load_expert()
@@ -273,6 +277,10 @@ def test_smoke_run_writes_checkpoints_metrics_and_samples(smoke_run):
     assert (run / "losses.png").exists()
     params = checkpointing.load_params(run)
     assert "generator" in params["params"]
+    # The run normalises its audio with its corpus's statistics and saves them with itself.
+    saved = json.loads((run / "config.json").read_text())["model"]
+    stats = pipeline.dataset_log_mel_stats(smoke_run.config.dataset, smoke_run.config.data_dir)
+    assert (saved["log_mel_mean"], saved["log_mel_std"]) == (stats.mean, stats.std)
 
 
 def _wait_for_checkpoint(directory: pathlib.Path, step: int, process, timeout: float) -> None:

@@ -15,6 +15,7 @@ import os
 
 import tensorflow_datasets as tfds
 
+from data_pipeline import log_mel_stats
 from data_pipeline.synthetic_lips import corpus
 from lipjax.data import features, workers
 
@@ -94,12 +95,18 @@ class SyntheticLips(tfds.core.GeneratorBasedBuilder):
             features=features.lip_features(),
             supervised_keys=None,
             homepage="https://github.com/lipjax/lipjax",
+            metadata=log_mel_stats.new_metadata(),
         )
 
     def _split_generators(self, dl_manager):
         del dl_manager  # nothing to download
         plans = corpus.plan_corpus(self.builder_config.corpus)
-        return {split: self._generate_examples(plans[split]) for split in corpus.SPLITS}
+        return {
+            split: log_mel_stats.recording_train_statistics(
+                self, split, self._generate_examples(plans[split])
+            )
+            for split in corpus.SPLITS
+        }
 
     def _generate_examples(self, plans):
         config = self.builder_config.corpus

@@ -12,6 +12,7 @@ computes features in the data pipeline and, jit-compiled, inside `generate()`.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from typing import Any
@@ -31,14 +32,88 @@ AMIN = 1e-10  # power floor before the log, as librosa.power_to_db
 PER_CHUNK_HOP = 512  # the authors' hop, used per 1764-sample chunk
 PER_CHUNK_TOP_DB = 80.0  # the authors' librosa.power_to_db default, applied per chunk
 # Mean and standard deviation of every log-mel value (dB) of synthetic_lips/small train
-# (384 utterances, 12,023,296 values; range -100.0 .. 26.3 dB), measured once and fixed
-# so that training and inference share them: mean -38.5514, std 16.1571. The model's audio
-# input is (dB - LOG_MEL_MEAN) / LOG_MEL_STD.
+# (384 utterances, 12,023,296 values; range -100.0 .. 26.3 dB), measured once: mean
+# -38.5514, std 16.1571. Runs trained before per-corpus statistics (their config has no
+# model.log_mel_mean) and the lip-sync expert normalise with these; every other run with
+# the statistics of its training corpus, computed when the corpus is built
+# (`LogMelStats`, `LOG_MEL_STATS_METADATA_KEY`).
 LOG_MEL_MEAN = -38.55
 LOG_MEL_STD = 16.16
+# Where a built dataset keeps its train split's statistics: dataset_info's metadata.json.
+LOG_MEL_STATS_METADATA_KEY = "log_mel_stats"
 
 MODES = ("continuous", "per_chunk")
 MAX_LOOKAHEAD_FRAMES = 8  # of config.model.audio_lookahead_frames: half a 16-frame window
+
+
+@dataclasses.dataclass(frozen=True)
+class LogMelStats:
+    """Mean and standard deviation (dB) of a corpus's log-mel values; the model's audio
+    input is (dB - mean) / std."""
+
+    mean: float
+    std: float
+
+    def __post_init__(self):
+        if not (math.isfinite(self.mean) and math.isfinite(self.std) and self.std > 0):
+            raise ValueError(
+                f"log-mel statistics: expected a finite mean and a positive std (dB), "
+                f"got mean={self.mean!r}, std={self.std!r}"
+            )
+
+    def normalize(self, log_mel_db, xp=np):
+        """dB -> the model's audio input, float32 (same shape)."""
+        return (xp.asarray(log_mel_db, xp.float32) - np.float32(self.mean)) / np.float32(self.std)
+
+    def renormalize(self, normalized, target: LogMelStats):
+        """Audio normalised with these statistics -> normalised with `target`'s (the same
+        array when they are equal)."""
+        if target == self:
+            return normalized
+        scale = np.float32(self.std / target.std)
+        shift = np.float32((self.mean - target.mean) / target.std)
+        return normalized * scale + shift
+
+
+# The statistics of every model whose config predates per-corpus statistics, and of the
+# lip-sync expert (lipjax.eval.lip_sync), which was trained with them.
+FIXED_LOG_MEL_STATS = LogMelStats(LOG_MEL_MEAN, LOG_MEL_STD)
+
+
+def model_log_mel_stats(model_config: Any) -> LogMelStats:
+    """The normalisation a model was trained with: its config's `log_mel_mean` and
+    `log_mel_std` (set from the training corpus when training starts), or
+    FIXED_LOG_MEL_STATS where they are unset (configs and weights saved before them)."""
+    mean, std = model_config.get("log_mel_mean"), model_config.get("log_mel_std")
+    if mean is None or std is None:
+        return FIXED_LOG_MEL_STATS
+    return LogMelStats(float(mean), float(std))
+
+
+class LogMelStatsAccumulator:
+    """Mean and standard deviation of every value of the log-mels given to `add`
+    (float64 sums: exact enough for tens of millions of values in dB)."""
+
+    def __init__(self):
+        self.count, self.total, self.total_of_squares = 0, 0.0, 0.0
+
+    def add(self, log_mel_db: np.ndarray) -> None:
+        values = np.asarray(log_mel_db, np.float64)
+        self.count += values.size
+        self.total += float(values.sum())
+        self.total_of_squares += float(np.square(values).sum())
+
+    def result(self) -> LogMelStats:
+        if not self.count:
+            raise ValueError("log-mel statistics: no log-mel value was given")
+        mean = self.total / self.count
+        variance = max(self.total_of_squares / self.count - mean * mean, 0.0)
+        return LogMelStats(mean, math.sqrt(variance))
+
+    def metadata(self) -> dict[str, float | int]:
+        """What a build stores under LOG_MEL_STATS_METADATA_KEY."""
+        stats = self.result()
+        return {"mean": stats.mean, "std": stats.std, "count": self.count, "split": "train"}
 
 
 def num_video_frames(num_samples: int) -> int:

@@ -20,7 +20,8 @@ to lay out the windows are read once and cached as an .npz in `cache_dir`.
 
 Outputs, per example (a batch adds a leading axis of global_batch // process_count):
   video (16, 64, 64, 3) float32 in [-1, 1]; identity (64, 64, 3) float32 in [-1, 1];
-  audio (64, 128, 1) float32, (dB - LOG_MEL_MEAN) / LOG_MEL_STD;
+  audio (64, 128, 1) float32, (dB - mean) / std with the model's `log_mel_stats` (the
+    training corpus's, see `dataset_log_mel_stats`);
   landmarks (16, 20, 2) float32 mouth points in crop pixels;
   utterance_index, start_frame, speaker_id: int32 (see `speaker_id`).
 Mismatched audio for the discriminator is made by the train step, not here.
@@ -68,8 +69,8 @@ logger = logging.getLogger(__name__)
 WINDOW_FRAMES = 16
 HOP_FRAMES = 8
 MELS_PER_FRAME = audio.MELS_PER_VIDEO_FRAME  # 4 log-mel frames per video frame
-# Log-mel normalisation, shared with generate() (defined in lipjax.data.audio, which loads no
-# dataset libraries).
+# The fixed log-mel normalisation of models trained before per-corpus statistics and of the
+# lip-sync expert (defined in lipjax.data.audio, which loads no dataset libraries).
 LOG_MEL_MEAN = audio.LOG_MEL_MEAN
 LOG_MEL_STD = audio.LOG_MEL_STD
 
@@ -86,12 +87,48 @@ def normalize_video(frames: np.ndarray) -> np.ndarray:
     return np.asarray(frames, np.float32) / np.float32(127.5) - np.float32(1.0)
 
 
-def normalize_log_mel(log_mel_db: np.ndarray) -> np.ndarray:
-    """Log-mel in dB, (T, 128) -> the model's audio input (T, 128, 1), float32."""
-    normalized = (np.asarray(log_mel_db, np.float32) - np.float32(LOG_MEL_MEAN)) / np.float32(
-        LOG_MEL_STD
+def normalize_log_mel(
+    log_mel_db: np.ndarray, stats: audio.LogMelStats = audio.FIXED_LOG_MEL_STATS
+) -> np.ndarray:
+    """Log-mel in dB, (T, 128) -> the model's audio input (T, 128, 1), float32, normalised
+    with `stats` (a model's: `audio.model_log_mel_stats(config.model)`)."""
+    return stats.normalize(log_mel_db)[..., None]
+
+
+def dataset_log_mel_stats(
+    dataset: str, data_dir: str | None = None, cache_dir: str | epath.PathLike | None = None
+) -> audio.LogMelStats:
+    """The log-mel statistics of `dataset`'s train split, stored with it when it was built.
+
+    A dataset built before they were stored (or with Beam) has them computed here from its
+    train split, once: the result is kept in `cache_dir` (a run's data_index folder) when
+    given. A dataset without a train split gets audio.FIXED_LOG_MEL_STATS."""
+    builder = datasets.open_builder(dataset, data_dir)
+    stored = (builder.info.metadata or {}).get(audio.LOG_MEL_STATS_METADATA_KEY)
+    if stored:
+        return audio.LogMelStats(float(stored["mean"]), float(stored["std"]))
+    if "train" not in builder.info.splits:
+        logger.warning("%s has no train split: fixed log-mel statistics", dataset)
+        return audio.FIXED_LOG_MEL_STATS
+    cached = None
+    if cache_dir is not None:
+        name = f"{dataset.replace('/', '_')}_{builder.info.version}_log_mel_stats.json"
+        cached = epath.Path(cache_dir) / name
+        if cached.exists():
+            stored = json.loads(cached.read_text())
+            return audio.LogMelStats(float(stored["mean"]), float(stored["std"]))
+    logger.warning(
+        "%s was built without its log-mel statistics (built before they were stored, or "
+        "with Beam): computing them from its train split",
+        dataset,
     )
-    return normalized[..., None]
+    accumulator = audio.LogMelStatsAccumulator()
+    for example in builder.as_data_source(split="train"):
+        accumulator.add(example["log_mel"])
+    if cached is not None:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        cached.write_text(json.dumps(accumulator.metadata()))
+    return accumulator.result()
 
 
 def speaker_id(name: str | bytes) -> int:
@@ -305,6 +342,7 @@ class _WindowReader:
     source: Sequence
     index: WindowIndex
     audio_lookahead: int = 0  # the audio window starts this many frames after the video's
+    log_mel_stats: audio.LogMelStats = audio.FIXED_LOG_MEL_STATS  # the model's normalisation
 
     def read(self, row: int, identity_frame: int) -> dict[str, np.ndarray]:
         """Window `row`, with frame `identity_frame` of its utterance as identity."""
@@ -319,7 +357,8 @@ class _WindowReader:
             "audio": normalize_log_mel(
                 audio.log_mel_window(
                     example["log_mel"], start + self.audio_lookahead, self.index.window
-                )
+                ),
+                self.log_mel_stats,
             ),
             "landmarks": np.asarray(example["landmarks"][start:stop], np.float32),
             "utterance_index": np.int32(self.index.first_utterance + utterance),
@@ -425,6 +464,7 @@ def create_train_iterator(
     num_threads: int = 1,
     worker_count: int = 0,
     audio_lookahead: int = 0,
+    log_mel_stats: audio.LogMelStats = audio.FIXED_LOG_MEL_STATS,
 ) -> grain.DatasetIterator:
     """An infinite iterator of shuffled training batches (dicts of NumPy arrays).
 
@@ -438,12 +478,13 @@ def create_train_iterator(
     are the same whatever num_threads and worker_count. `audio_lookahead` (frames, >= 0;
     `config.model.audio_lookahead_frames`) starts each audio window that many frames after
     its video window (padded with the utterance's quietest mel frame past its end).
+    `log_mel_stats` normalise the audio (the model's, `audio.model_log_mel_stats`).
     """
     if not 0 <= seed < 2**32:
         raise ValueError(f"seed must be in [0, 2**32), got {seed}")
     batch_size = per_process_batch_size(global_batch_size, num_data_devices)
     source, index = _open_shard(dataset, split, data_dir, cache_dir, window, hop)
-    reader = _WindowReader(source, index, audio.check_lookahead(audio_lookahead))
+    reader = _WindowReader(source, index, audio.check_lookahead(audio_lookahead), log_mel_stats)
     windows = (
         grain.MapDataset.range(index.num_windows)
         .shuffle(seed=seed)
@@ -474,6 +515,7 @@ def create_eval_iterator(
     num_threads: int = 1,
     audio_lookahead: int = 0,
     max_batches: int = 0,
+    log_mel_stats: audio.LogMelStats = audio.FIXED_LOG_MEL_STATS,
 ) -> grain.IterDataset:
     """One deterministic pass over every window of this process's shard of `split`, or
     over `max_batches` * (global_batch_size // process_count) of them, spread evenly over
@@ -484,7 +526,7 @@ def create_eval_iterator(
     the utterance as identity (repeatable metrics), `mask` (rows,) bool marking real
     windows. The last batch is padded with zero rows (ids -1, mask False); with several
     processes every process yields the same number of batches. The result is re-iterable.
-    `audio_lookahead` as in `create_train_iterator`.
+    `audio_lookahead` and `log_mel_stats` as in `create_train_iterator`.
     """
     batch_size = per_process_batch_size(global_batch_size, num_data_devices)
     source, index = _open_shard(dataset, split, data_dir, cache_dir, window, hop)
@@ -501,7 +543,8 @@ def create_eval_iterator(
         num_batches = int(np.max(multihost_utils.process_allgather(np.int64(num_batches))))
     windows = grain.MapDataset.range(num_batches * batch_size).map(
         _EvalExample(
-            _WindowReader(source, index, audio.check_lookahead(audio_lookahead)), tuple(rows)
+            _WindowReader(source, index, audio.check_lookahead(audio_lookahead), log_mel_stats),
+            tuple(rows),
         )
     )
     batches = windows.batch(batch_size).map(_split_mask)

@@ -34,7 +34,7 @@ import numpy as np
 from absl import flags, logging
 
 from lipjax import checkpointing, configs
-from lipjax.data import datasets, pipeline
+from lipjax.data import audio, datasets, pipeline
 from lipjax.eval import evaluation, landmark_regressor
 from lipjax.train import train_step, trainer
 
@@ -149,6 +149,17 @@ def load_generator(config: ml_collections.ConfigDict, checkpoint: str, step: int
     return networks, variables
 
 
+def _model_log_mel_stats(config: ml_collections.ConfigDict, checkpoint: str) -> audio.LogMelStats:
+    """The generator's audio normalisation: the config's, or where it leaves it unset (an
+    experiments/ file given for a run) the one saved with the checkpoint's run."""
+    if config.model.get("log_mel_mean") is None:
+        try:
+            return audio.model_log_mel_stats(config_from_json(find_run_config(checkpoint)).model)
+        except FileNotFoundError:
+            pass
+    return audio.model_log_mel_stats(config.model)
+
+
 # ---------------------------------------------------------------- the evaluation
 
 
@@ -191,6 +202,7 @@ def run(
         cache_dir=workdir / "data_index",
         num_data_devices=1,
         audio_lookahead=config.model.audio_lookahead_frames,
+        log_mel_stats=_model_log_mel_stats(config, checkpoint),
     )
     source = datasets.open_split(config.dataset, split, data_dir)
     sync = sync_audio = None
@@ -202,6 +214,7 @@ def run(
 
         @functools.lru_cache(maxsize=64)
         def utterance_audio(index: int) -> np.ndarray:
+            # The expert's own normalisation (the fixed one), whatever the generator's.
             return pipeline.normalize_log_mel(np.asarray(source[index]["log_mel"]))[..., 0]
 
         def sync_audio(batch, valid):

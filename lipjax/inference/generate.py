@@ -186,12 +186,13 @@ def covering_window_starts(num_frames: int, hop: int, window: int = WINDOW_FRAME
     return np.arange(count) * hop
 
 
-@functools.partial(jax.jit, static_argnames=("starts",))
-def _audio_windows(waveform: jax.Array, starts: tuple[int, ...]) -> jax.Array:
-    """(N, 64, 128, 1) normalised log-mel windows of one utterance, computed in JAX as the
-    training data were (one STFT over the whole utterance, then cut)."""
-    mel = audio_lib.log_mel(waveform, xp=jnp)
-    mel = (mel - audio_lib.LOG_MEL_MEAN) / audio_lib.LOG_MEL_STD
+@functools.partial(jax.jit, static_argnames=("starts", "stats"))
+def _audio_windows(
+    waveform: jax.Array, starts: tuple[int, ...], stats: audio_lib.LogMelStats
+) -> jax.Array:
+    """(N, 64, 128, 1) log-mel windows of one utterance normalised with the model's `stats`,
+    computed in JAX as the training data were (one STFT over the whole utterance, then cut)."""
+    mel = stats.normalize(audio_lib.log_mel(waveform, xp=jnp), xp=jnp)
     per_frame = audio_lib.MELS_PER_VIDEO_FRAME
     index = np.asarray(starts)[:, None] * per_frame + np.arange(WINDOW_FRAMES * per_frame)
     return mel[index][..., None]
@@ -255,6 +256,8 @@ class LipGenerator:
         self.audio_lookahead = audio_lib.check_lookahead(
             weights.model.get("audio_lookahead_frames", 0)
         )
+        # Older weights folders have no log-mel statistics: the fixed ones they trained with.
+        self.log_mel_stats = audio_lib.model_log_mel_stats(weights.model)
 
     def windows(self, waveform: np.ndarray) -> tuple[int, np.ndarray, jax.Array]:
         """Frame count T, window starts and the log-mel windows of a 44.1 kHz waveform."""
@@ -263,7 +266,11 @@ class LipGenerator:
         padded_frames = int(starts[-1]) + WINDOW_FRAMES + self.audio_lookahead
         padded = audio_lib.pad_to_video_frames(waveform, padded_frames)
         audio_starts = tuple((starts + self.audio_lookahead).tolist())
-        return num_frames, starts, _audio_windows(jnp.asarray(padded), audio_starts)
+        return (
+            num_frames,
+            starts,
+            _audio_windows(jnp.asarray(padded), audio_starts, self.log_mel_stats),
+        )
 
     def clips(self, audio_windows: jax.Array, crop: np.ndarray) -> np.ndarray:
         """Generated clips (n, 16, 64, 64, 3) in [-1, 1] of n audio windows.

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
+from lipjax.data import audio as audio_lib
 from lipjax.models import (
     AudioDerivativeNet,
     Discriminator,
@@ -49,6 +50,9 @@ class Networks:
     discriminator: Discriminator | None
     perceptual: PerceptualEncoder | None
     sync_expert: SyncExpert | None = None  # frozen, for loss.sync_expert > 0
+    # The generator's audio normalisation (config.model.log_mel_*); the sync expert's input
+    # is renormalised from it to the fixed statistics the expert was trained with.
+    log_mel_stats: audio_lib.LogMelStats = audio_lib.FIXED_LOG_MEL_STATS
 
     @property
     def needs_flows(self) -> bool:
@@ -121,6 +125,7 @@ def build_networks(config: ml_collections.ConfigDict) -> Networks:
         if loss.perceptual > 0
         else None,
         sync_expert=SyncExpert() if loss.get("sync_expert", 0.0) > 0 else None,
+        log_mel_stats=audio_lib.model_log_mel_stats(model),
     )
     if not networks.needs_flows:
         networks = dataclasses.replace(networks, flownet=None)
@@ -466,8 +471,9 @@ def _generator_loss(
         )
         terms["adversarial"] = losses.generator_adversarial_loss(fake_logits)
     if networks.sync_expert is not None:
+        expert_audio = networks.log_mel_stats.renormalize(audio, audio_lib.FIXED_LOG_MEL_STATS)
         terms["sync_expert"] = losses.expert_sync_loss(
-            networks.sync_expert, frozen["sync_expert"], fake, audio
+            networks.sync_expert, frozen["sync_expert"], fake, expert_audio
         )
     weights = {
         "pixel": loss_config.pixel,

@@ -13,6 +13,7 @@ same step when any one gets SIGTERM.
 
 from __future__ import annotations
 
+import copy
 import functools
 import hashlib
 import json
@@ -28,7 +29,7 @@ from absl import logging
 from tqdm import tqdm
 
 from lipjax import checkpointing, multihost, sharding
-from lipjax.data import datasets, pipeline, video_io
+from lipjax.data import audio, datasets, pipeline, video_io
 from lipjax.data.audio import SAMPLE_RATE, SAMPLES_PER_VIDEO_FRAME
 from lipjax.eval import evaluation
 from lipjax.train import train_step
@@ -72,6 +73,24 @@ def ensure_dataset_once(config: ml_collections.ConfigDict) -> None:
     multihost.run_on_primary("dataset", lambda: ensure_dataset(config))
     if not multihost.is_primary():
         ensure_dataset(config)
+
+
+def with_log_mel_stats(
+    config: ml_collections.ConfigDict, workdir: pathlib.Path
+) -> ml_collections.ConfigDict:
+    """`config`, or a copy of it whose unset `model.log_mel_mean` / `model.log_mel_std` are
+    the training corpus's log-mel statistics (saved with the run: evaluation and generate()
+    normalise as training did)."""
+    if config.model.log_mel_mean is not None and config.model.log_mel_std is not None:
+        return config
+    # Only process 0 may cache statistics it had to compute (datasets built without them).
+    cache_dir = workdir / "data_index" if multihost.is_primary() else None
+    stats = pipeline.dataset_log_mel_stats(config.dataset, config.data_dir or None, cache_dir)
+    config = copy.deepcopy(config)
+    config.model.log_mel_mean, config.model.log_mel_std = stats.mean, stats.std
+    logging.info("log-mel normalisation of %s: mean %.4f dB, std %.4f dB", config.dataset,
+                 stats.mean, stats.std)  # fmt: skip
+    return config
 
 
 def _pretrained(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> tuple[Any, Any, Any]:
@@ -218,9 +237,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         return stage.run(config, str(path))  # the saved report, read back
     if config.stage != "gan":
         raise ValueError(f"stage: expected 'gan', 'flownet' or 'perceptual', got {config.stage!r}")
+    ensure_dataset_once(config)
+    config = with_log_mel_stats(config, path)
     if multihost.is_primary():
         (path / "config.json").write_text(config.to_json_best_effort(indent=2))
-    ensure_dataset_once(config)
     flownet_params, perceptual_variables, sync_expert_variables = _pretrained(config, path)
     return _train_gan(config, path, flownet_params, perceptual_variables, sync_expert_variables)
 
@@ -258,6 +278,7 @@ class _Validation:
             audio_lookahead=config.model.audio_lookahead_frames,
             num_threads=config.input.read_threads,
             max_batches=config.eval.max_batches,
+            log_mel_stats=audio.model_log_mel_stats(config.model),
         )
 
         def generate(batch):
@@ -335,6 +356,7 @@ def _train_gan(
         audio_lookahead=config.model.audio_lookahead_frames,
         num_threads=config.input.read_threads,
         worker_count=config.input.worker_processes,
+        log_mel_stats=audio.model_log_mel_stats(config.model),
     )
     checkpoints = checkpointing.Checkpointer(workdir, keep=config.keep_checkpoints)
     if checkpoints.latest_step() is not None:
