@@ -83,6 +83,25 @@ def test_to_uint8():
     )
 
 
+def test_grey_levels_of_the_paper_protocol_are_exact_and_shape_independent():
+    # Every colour: away from a luma of exactly k + 1/2 the grey level is the float luma
+    # rounded; at the half it is rounded to even, in whatever shape the frames come.
+    rgb = np.stack(np.meshgrid(*[np.arange(256)] * 3, indexing="ij"), axis=-1)
+    rgb = rgb.reshape(256, 256 * 256, 3).astype(np.uint8)
+    grey = metrics._grey_uint8(rgb)[..., 0].astype(int)
+    luma_1000 = rgb.astype(int) @ np.array([299, 587, 114])
+    tie = luma_1000 % 1000 == 500
+    float_luma = rgb.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+    np.testing.assert_array_equal(grey[~tie], np.rint(float_luma[~tie]))
+    whole = luma_1000[tie] // 1000
+    np.testing.assert_array_equal(grey[tie], whole + whole % 2)
+    ties = rgb[tie]
+    for shape in [(-1, 1, 1, 3), (1, -1, 3), (2, -1, 1, 3)]:
+        np.testing.assert_array_equal(
+            metrics._grey_uint8(ties.reshape(shape)).reshape(-1), grey[tie]
+        )
+
+
 # SSIM
 
 

@@ -88,9 +88,18 @@ def _ssim_of_frame(real: np.ndarray, fake: np.ndarray, grey: bool) -> float:
 
 def _grey_uint8(frames: np.ndarray) -> np.ndarray:
     """RGB uint8 (..., H, W, 3) -> grey uint8 (..., H, W, 1), BT.601 luma rounded (as
-    OpenCV's COLOR_BGR2GRAY, which the authors applied before PSNR and SSIM)."""
-    luma = frames.astype(np.float64) @ _LUMA_WEIGHTS
-    return np.clip(np.rint(luma), 0, 255).astype(np.uint8)[..., None]
+    OpenCV's COLOR_BGR2GRAY, which the authors applied before PSNR and SSIM).
+
+    Exact: the luma is (299 R + 587 G + 114 B) / 1000 in integers, rounded half to even
+    (np.rint of the exact value). One colour in a thousand has a luma of exactly k + 1/2;
+    in float64 those came out above or below the half by rounding noise that depended on
+    the array's shape (how NumPy's matmul split the work), so a frame's grey level
+    depended on the batch it was scored in. lipjax.eval.device_metrics does the same."""
+    frames = np.asarray(frames).astype(np.int64)
+    luma_1000 = frames @ np.array([299, 587, 114])
+    whole, rest = np.divmod(luma_1000, 1000)
+    round_up = (rest > 500) | ((rest == 500) & (whole % 2 == 1))
+    return (whole + round_up).astype(np.uint8)[..., None]
 
 
 def psnr_per_frame_paper(real, fake) -> np.ndarray:
