@@ -32,7 +32,7 @@ How they match the host (float64) functions, tested in tests/test_metrics.py:
 - Colour SSIM: float32 Gaussian sums of frames less their (integer) mean level, so that
   sum(w x^2) - (sum(w x))^2 cancels less; errors are ~1e-7 on natural images, ~1e-5 at
   worst on flat black and white regions.
-- Grey levels: the exact BT.601 rounding of `metrics._grey_uint8`, in int32.
+- Grey levels: OpenCV's fixed-point conversion of `metrics._grey_uint8`, in int32.
 """
 
 from __future__ import annotations
@@ -87,15 +87,15 @@ def _check(real: jax.Array, fake: jax.Array, min_side: int = 1) -> None:
 
 
 def _grey(frames: jax.Array) -> jax.Array:
-    """uint8 RGB (..., H, W, 3) -> grey uint8 (..., H, W, 1): `metrics._grey_uint8`, the
-    BT.601 luma (299 R + 587 G + 114 B) / 1000 rounded half to even, in integers."""
+    """uint8 RGB (..., H, W, 3) -> grey uint8 (..., H, W, 1): `metrics._grey_uint8`, OpenCV's
+    COLOR_BGR2GRAY in 14-bit fixed point, in int32."""
     if frames.shape[-1] != 3:
         raise ValueError(f"grey frames need RGB frames, got {frames.shape[-1]} channels")
     rgb = frames.astype(jnp.int32)
-    luma_1000 = 299 * rgb[..., 0] + 587 * rgb[..., 1] + 114 * rgb[..., 2]
-    whole, rest = luma_1000 // 1000, luma_1000 % 1000
-    round_up = (rest > 500) | ((rest == 500) & (whole % 2 == 1))
-    return (whole + round_up).astype(jnp.uint8)[..., None]
+    red, green, blue = metrics.OPENCV_GREY_WEIGHTS
+    weighted = red * rgb[..., 0] + green * rgb[..., 1] + blue * rgb[..., 2]
+    half = 1 << (metrics.OPENCV_GREY_SHIFT - 1)
+    return ((weighted + half) >> metrics.OPENCV_GREY_SHIFT).astype(jnp.uint8)[..., None]
 
 
 def _psnr_of_levels(real: jax.Array, fake: jax.Array) -> jax.Array:
