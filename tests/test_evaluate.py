@@ -108,6 +108,37 @@ def test_evaluation_options_and_an_empty_split():
         evaluation.evaluate(lambda b: b["video"], [], _landmarks)
 
 
+def test_image_metrics_come_from_the_device_and_equal_the_host_metrics():
+    from lipjax.eval import device_metrics
+
+    def half(batch):
+        return batch["video"] * 0.5
+
+    compiled = getattr(device_metrics.clip_metrics, "_cache_size", lambda: None)
+    result = evaluation.evaluate(half, _batches(padding=1), None, sharpness=False)
+    programs = compiled()
+    # Another split whose last batch has more padding rows: no new program.
+    evaluation.evaluate(half, _batches(padding=2), None, sharpness=False)
+    assert compiled() == programs
+
+    videos = np.concatenate([b["video"] for b, _ in _batches()])[:5]
+    real_u8 = metrics.to_uint8(videos)
+    rows = {"model": metrics.to_uint8(videos * 0.5), "static": real_u8[:, :1].repeat(16, 1)}
+    cap = metrics.PSNR_CAP_DB
+    for row, clip_u8 in rows.items():
+        expected = {
+            "psnr": np.minimum(metrics.psnr_per_frame(real_u8, clip_u8), cap).mean(axis=1),
+            "ssim": metrics.ssim_per_frame(real_u8, clip_u8).mean(axis=1),
+            "psnr_paper": np.minimum(metrics.psnr_per_frame_paper(real_u8, clip_u8), cap).mean(1),
+            "ssim_paper": metrics.ssim_per_frame_paper(real_u8, clip_u8).mean(axis=1),
+        }
+        for name, values in expected.items():
+            atol = 1e-4 if name.startswith("psnr") else 1e-6
+            got = result.per_clip[f"{row}_{name}"]
+            assert got.dtype == np.float64
+            np.testing.assert_allclose(got, values, rtol=0, atol=atol, err_msg=f"{row} {name}")
+
+
 # The command-line tool on a tiny corpus and an untrained generator.
 
 

@@ -83,6 +83,24 @@ def test_to_uint8():
     )
 
 
+def test_grey_levels_of_the_paper_protocol_are_opencvs_and_shape_independent():
+    # Every colour: OpenCV's fixed-point BT.601 (COLOR_BGR2GRAY), within one level of the
+    # float luma rounded, whatever shape the frames come in.
+    rgb = np.stack(np.meshgrid(*[np.arange(256)] * 3, indexing="ij"), axis=-1)
+    rgb = rgb.reshape(256, 256 * 256, 3).astype(np.uint8)
+    grey = metrics._grey_uint8(rgb)[..., 0].astype(int)
+    r, g, b = (rgb[..., i].astype(int) for i in range(3))
+    np.testing.assert_array_equal(grey, (4899 * r + 9617 * g + 1868 * b + 8192) // 16384)
+    float_luma = rgb.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+    assert np.abs(grey - float_luma).max() <= 0.51  # fixed-point weights: at most 0.006 off
+    assert sum(metrics.OPENCV_GREY_WEIGHTS) == 1 << metrics.OPENCV_GREY_SHIFT
+    sample = rgb[::7, ::97]
+    for shape in [(-1, 1, 1, 3), (1, -1, 3), (2, -1, 1, 3)]:
+        np.testing.assert_array_equal(
+            metrics._grey_uint8(sample.reshape(shape)).reshape(-1), grey[::7, ::97].reshape(-1)
+        )
+
+
 # SSIM
 
 
@@ -355,3 +373,170 @@ def test_cpbd_of_lip_crops_falls_with_blur():
     assert scores[0] > scores[1] > scores[2]
     per_frame = metrics.cpbd_per_frame(np.stack([clip, clip]))
     assert per_frame.shape == (2, 1)
+
+
+# PSNR and SSIM on the device (lipjax.eval.device_metrics) against the host functions.
+# Tolerances: PSNR 1e-4 dB (float32: about 4e-6 dB measured); SSIM 1e-6 on random, natural
+# and shifted frames (about 1e-7 measured), 5e-5 on flat black and white regions, the
+# worst case of float32 variances (about 1e-5 measured).
+
+_PSNR_ATOL_DB = 1e-4
+_SSIM_ATOL = 1e-6
+_SSIM_ATOL_FLAT = 5e-5
+
+_DEVICE_PAIRS = (
+    ("psnr_per_frame", _PSNR_ATOL_DB),
+    ("ssim_per_frame", _SSIM_ATOL),
+    ("psnr_per_frame_paper", _PSNR_ATOL_DB),
+    ("ssim_per_frame_paper", _SSIM_ATOL),
+)
+
+
+def _frame_pairs(shape, seed=0) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    rng = np.random.default_rng(seed)
+    smooth = _smooth_frames(shape, seed)
+    noisy = np.clip(smooth + rng.normal(0, 12, shape), 0, 255).astype(np.uint8)
+    # Frames moved smoothly (sub-pixel, interpolated) as a mouth would between frames.
+    frame_axes = (0,) * (len(shape) - 3)
+    shifted = scipy.ndimage.shift(smooth.astype(np.float64), (*frame_axes, 0.6, -1.3, 0))
+    shifted = np.clip(np.rint(shifted), 0, 255).astype(np.uint8)
+    return {
+        "random": (_random_frames(shape, seed), _random_frames(shape, seed + 1)),
+        "noisy": (smooth, noisy),
+        "shifted": (smooth, shifted),
+        "dark_vs_bright": (_random_frames(shape, seed, 0, 40), _random_frames(shape, seed, 200)),
+    }
+
+
+_DEVICE_SHAPES = [(2, 3, 64, 64, 3), (4, 11, 11, 3), (2, 2, 23, 37, 3), (40, 17, 3)]
+
+
+@pytest.mark.parametrize("shape", _DEVICE_SHAPES, ids=lambda s: "x".join(map(str, s)))
+def test_device_metrics_equal_the_host_metrics_per_frame(shape):
+    from lipjax.eval import device_metrics
+
+    for case, (real, fake) in _frame_pairs(shape).items():
+        for name, atol in _DEVICE_PAIRS:
+            expected = getattr(metrics, name)(real, fake)
+            got = np.asarray(getattr(device_metrics, name)(real, fake), np.float64)
+            assert got.shape == expected.shape == shape[:-3], (case, name)
+            np.testing.assert_allclose(got, expected, rtol=0, atol=atol, err_msg=f"{case} {name}")
+
+
+def test_device_metrics_of_identical_frames_are_capped_psnr_and_ssim_one():
+    from lipjax.eval import device_metrics
+
+    clips = _smooth_frames((2, 3, 16, 24, 3), seed=4)
+    for name in ("psnr_per_frame", "psnr_per_frame_paper"):
+        assert np.all(np.isinf(np.asarray(getattr(device_metrics, name)(clips, clips))))
+    for name in ("ssim_per_frame", "ssim_per_frame_paper"):
+        np.testing.assert_array_equal(getattr(device_metrics, name)(clips, clips), 1.0)
+    values = device_metrics.clip_metrics(clips, clips)
+    assert sorted(values) == sorted(device_metrics.CLIP_METRICS)
+    for name in ("psnr", "psnr_paper"):
+        np.testing.assert_array_equal(values[name], metrics.PSNR_CAP_DB)
+    for name in ("ssim", "ssim_paper"):
+        np.testing.assert_array_equal(values[name], 1.0)
+
+
+def test_device_ssim_on_flat_black_and_white_regions():
+    # The worst case of float32 variances: flat regions far from the frame's mean level.
+    rng = np.random.default_rng(5)
+    real = np.zeros((3, 32, 48, 3), np.uint8)
+    real[:, :, 24:] = 255
+    real[1, :2] = 0  # one frame with a little more black
+    fake = np.clip(real.astype(int) + rng.integers(-2, 3, real.shape), 0, 255).astype(np.uint8)
+    offset = np.clip(real.astype(int) + np.where(real > 0, -3, 3), 0, 255).astype(np.uint8)
+    from lipjax.eval import device_metrics
+
+    for other in (fake, offset):
+        for name in ("ssim_per_frame", "ssim_per_frame_paper"):
+            np.testing.assert_allclose(
+                np.asarray(getattr(device_metrics, name)(real, other), np.float64),
+                getattr(metrics, name)(real, other),
+                rtol=0,
+                atol=_SSIM_ATOL_FLAT,
+            )
+
+
+def test_device_clip_metrics_are_the_capped_means_evaluation_reported():
+    from lipjax.eval import device_metrics
+
+    real = _smooth_frames((3, 5, 32, 32, 3), seed=6)
+    fake = np.clip(real + np.random.default_rng(7).normal(0, 8, real.shape), 0, 255)
+    fake = fake.astype(np.uint8)
+    fake[1, 2] = real[1, 2]  # an identical frame: PSNR inf, capped at 100 dB in the mean
+    cap = metrics.PSNR_CAP_DB
+    expected = {
+        "psnr": np.minimum(metrics.psnr_per_frame(real, fake), cap).mean(axis=1),
+        "ssim": metrics.ssim_per_frame(real, fake).mean(axis=1),
+        "psnr_paper": np.minimum(metrics.psnr_per_frame_paper(real, fake), cap).mean(axis=1),
+        "ssim_paper": metrics.ssim_per_frame_paper(real, fake).mean(axis=1),
+    }
+    values = device_metrics.clip_metrics(real, fake)
+    tolerances = (_PSNR_ATOL_DB, _SSIM_ATOL) * 2
+    for name, atol in zip(device_metrics.CLIP_METRICS, tolerances, strict=True):
+        assert values[name].shape == (3,)
+        np.testing.assert_allclose(np.asarray(values[name]), expected[name], rtol=0, atol=atol)
+    # Float clips in [-1, 1] are rounded to the same levels.
+    as_float = (real.astype(np.float32) / 127.5 - 1.0, fake.astype(np.float32) / 127.5 - 1.0)
+    np.testing.assert_array_equal(metrics.to_uint8(as_float[1]), fake)
+    for name, value in device_metrics.clip_metrics(*as_float).items():
+        np.testing.assert_array_equal(value, values[name])
+
+
+def test_device_grey_levels_equal_the_host_ones_for_every_colour():
+    from lipjax.eval import device_metrics
+
+    rgb = np.stack(np.meshgrid(*[np.arange(256)] * 3, indexing="ij"), axis=-1)
+    rgb = rgb.reshape(256, 256 * 256, 3).astype(np.uint8)
+    np.testing.assert_array_equal(device_metrics._grey(rgb), metrics._grey_uint8(rgb))
+
+
+def test_device_metrics_are_vectorised_and_compose_with_jit():
+    import jax
+    import jax.numpy as jnp
+
+    from lipjax.eval import device_metrics
+
+    def program(batch: int, frames: int) -> str:
+        clips = jax.ShapeDtypeStruct((batch, frames, 16, 16, 3), jnp.uint8)
+        return str(jax.make_jaxpr(device_metrics.clip_metrics)(clips, clips))
+
+    # No loop over clips or frames: no loop primitive, and the program (one line per
+    # operation) does not grow with B or T.
+    small, large = program(1, 1), program(6, 16)
+    assert small.count("\n") == large.count("\n")
+    assert not any(loop in large for loop in ("while[", "scan[", "fori_loop"))
+
+    real = _smooth_frames((4, 3, 16, 16, 3), seed=8)
+    fake = _random_frames(real.shape, seed=9)
+    batched = device_metrics.clip_metrics(real, fake)
+    for index in range(len(real)):
+        alone = device_metrics.clip_metrics(real[index : index + 1], fake[index : index + 1])
+        for name in device_metrics.CLIP_METRICS:
+            np.testing.assert_allclose(alone[name][0], batched[name][index], rtol=1e-6)
+
+    # Inside a caller's jit and vmap (over the clips).
+    outer = jax.jit(lambda r, f: device_metrics.clip_metrics(r, f)["ssim"] * 2.0)
+    np.testing.assert_allclose(outer(real, fake), 2.0 * batched["ssim"], rtol=1e-6)
+    mapped = jax.vmap(device_metrics.ssim_per_frame)(real, fake)
+    np.testing.assert_allclose(mapped.mean(axis=1), batched["ssim"], rtol=1e-6)
+
+
+def test_device_metrics_refuse_bad_inputs():
+    from lipjax.eval import device_metrics
+
+    clips = _random_frames((1, 2, 16, 16, 3))
+    with pytest.raises(ValueError, match="shape"):
+        device_metrics.clip_metrics(clips, clips[:, :1])
+    with pytest.raises(ValueError, match="B, T, H, W, C"):
+        device_metrics.clip_metrics(clips[0], clips[0])
+    with pytest.raises(ValueError, match="11 x 11"):
+        device_metrics.ssim_per_frame(clips[..., :10, :, :], clips[..., :10, :, :])
+    with pytest.raises(ValueError, match="7 x 7"):
+        device_metrics.ssim_per_frame_paper(clips[..., :6, :], clips[..., :6, :])
+    with pytest.raises(ValueError, match="RGB"):
+        device_metrics.psnr_per_frame_paper(clips[..., :2], clips[..., :2])
+    with pytest.raises(TypeError, match="uint8"):
+        device_metrics.psnr_per_frame(clips.astype(np.int16), clips.astype(np.int16))

@@ -12,9 +12,9 @@ Metrics: LMD between lip landmarks of the real and the scored clip (from a landm
 on the crops, or on real corpora dlib on the crops pasted back into their frames,
 lipjax.eval.real_lmd); with the landmark model, the correlation of the two clips' mouth
 openings over time (motion alone: 0 for the static row); PSNR and colour SSIM against
-the real clip (lipjax.eval.metrics); CPBD sharpness; and, given a sync expert
-(lipjax.eval.lip_sync.SyncScorer), LSE-D, LSE-C and the audio-visual offset of the clip
-against the window's audio.
+the real clip (lipjax.eval.metrics, computed on the device by lipjax.eval.device_metrics);
+CPBD sharpness; and, given a sync expert (lipjax.eval.lip_sync.SyncScorer), LSE-D, LSE-C
+and the audio-visual offset of the clip against the window's audio.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from lipjax.eval import landmark_regressor, metrics
+from lipjax.eval import device_metrics, landmark_regressor, metrics
 
 ROWS = ("model", "static", "ground_truth")
 # Metrics of a clip against the real one (not reported for the ground truth itself).
@@ -76,18 +76,32 @@ class LandmarkScorer:
         return landmark_regressor.predict_landmarks(self.variables, np.asarray(clips, np.float32))
 
 
-def _reference_metrics(real_u8, clip_u8, real_landmarks, clip_landmarks) -> dict[str, np.ndarray]:
+def _padded(frames: np.ndarray, rows: int) -> np.ndarray:
+    """`frames` with clips of zeros appended up to `rows` clips."""
+    if len(frames) >= rows:
+        return frames
+    padding = np.zeros((rows - len(frames), *frames.shape[1:]), frames.dtype)
+    return np.concatenate([frames, padding])
+
+
+def _reference_metrics(
+    real_u8, clip_u8, real_landmarks, clip_landmarks, pad_to: int = 0
+) -> dict[str, np.ndarray]:
     """Per-clip LMD and mouth-opening correlation (unless the landmarks are None), PSNR (each
     frame capped at 100 dB) and colour SSIM (11x11 Gaussian window), arrays (B,); and both
     as the paper's authors measured them (grey frames, 7x7 uniform SSIM window: *_paper), so
-    that numbers compare with the paper's tables."""
-    psnr = np.minimum(metrics.psnr_per_frame(real_u8, clip_u8), metrics.PSNR_CAP_DB)
-    psnr_paper = np.minimum(metrics.psnr_per_frame_paper(real_u8, clip_u8), metrics.PSNR_CAP_DB)
+    that numbers compare with the paper's tables.
+
+    PSNR and SSIM run on the device (device_metrics.clip_metrics, the values of
+    metrics.psnr_per_frame and friends to float32 precision). The clips are padded with
+    zeros to `pad_to` clips first, so that every batch of the split, the last one with
+    padding rows included, runs the same compiled program."""
+    num_clips = len(clip_u8)
+    rows = max(pad_to, num_clips)
+    image = device_metrics.clip_metrics(_padded(real_u8, rows), _padded(clip_u8, rows))
     values = {
-        "psnr": psnr.mean(axis=1),
-        "ssim": metrics.ssim_per_frame(real_u8, clip_u8).mean(axis=1),
-        "psnr_paper": psnr_paper.mean(axis=1),
-        "ssim_paper": metrics.ssim_per_frame_paper(real_u8, clip_u8).mean(axis=1),
+        name: np.asarray(image[name], np.float64)[:num_clips]
+        for name in device_metrics.CLIP_METRICS
     }
     if real_landmarks is not None:
         values["lmd"] = np.asarray(metrics.landmark_distance(real_landmarks, clip_landmarks))
@@ -163,7 +177,9 @@ def evaluate(
         real_landmarks = landmarks(real) if crop_lmd else None
         for row, clip, clip_u8 in (("model", fake, fake_u8), ("static", static, static_u8)):
             clip_landmarks = landmarks(clip) if crop_lmd else None
-            values = _reference_metrics(real_u8, clip_u8, real_landmarks, clip_landmarks)
+            values = _reference_metrics(
+                real_u8, clip_u8, real_landmarks, clip_landmarks, pad_to=len(valid)
+            )
             for name, value in values.items():
                 record(f"{row}_{name}", value)
         if frame_lmd is not None:

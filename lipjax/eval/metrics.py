@@ -86,11 +86,24 @@ def _ssim_of_frame(real: np.ndarray, fake: np.ndarray, grey: bool) -> float:
     )
 
 
+# OpenCV's integer RGB -> grey (cvtColor COLOR_BGR2GRAY on 8-bit images, which the authors
+# applied before PSNR and SSIM): BT.601 weights in 14-bit fixed point, rounded by adding
+# half of 2**14 before the shift.
+OPENCV_GREY_WEIGHTS = (4899, 9617, 1868)  # R, G, B; they sum to 2**14
+OPENCV_GREY_SHIFT = 14
+
+
 def _grey_uint8(frames: np.ndarray) -> np.ndarray:
-    """RGB uint8 (..., H, W, 3) -> grey uint8 (..., H, W, 1), BT.601 luma rounded (as
-    OpenCV's COLOR_BGR2GRAY, which the authors applied before PSNR and SSIM)."""
-    luma = frames.astype(np.float64) @ _LUMA_WEIGHTS
-    return np.clip(np.rint(luma), 0, 255).astype(np.uint8)[..., None]
+    """RGB uint8 (..., H, W, 3) -> grey uint8 (..., H, W, 1), exactly as OpenCV's
+    COLOR_BGR2GRAY (the authors' conversion) in integers: (4899 R + 9617 G + 1868 B +
+    8192) >> 14. Integer arithmetic, so a frame's grey levels never depend on the batch it
+    is scored in (a float luma rounded at exactly k + 1/2 did);
+    lipjax.eval.device_metrics does the same."""
+    rgb = np.asarray(frames).astype(np.int64)
+    weighted = rgb @ np.array(OPENCV_GREY_WEIGHTS)
+    return ((weighted + (1 << (OPENCV_GREY_SHIFT - 1))) >> OPENCV_GREY_SHIFT).astype(np.uint8)[
+        ..., None
+    ]
 
 
 def psnr_per_frame_paper(real, fake) -> np.ndarray:
