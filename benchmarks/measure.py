@@ -348,6 +348,28 @@ def script_main(
     emit(run(args), args.json, script=script.name, arguments=sys.argv[1:], quick=args.quick)
 
 
+def launch(
+    script: pathlib.Path,
+    define_flags: Callable[[], None],
+    arguments_from_flags: Callable[[], Any],
+    run: Callable[[Any], Sequence[Table]],
+    *,
+    worker: Callable[[Any], dict | None] | None = None,
+) -> None:
+    """A benchmark script's `if __name__ == "__main__"`: defines its flags, parses the
+    command line with absl (a stray argument is a usage error) and runs `script_main`."""
+    from absl import app
+
+    define_flags()
+
+    def main(argv: list[str]) -> None:
+        if len(argv) > 1:
+            raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+        script_main(script, arguments_from_flags, run, worker=worker)
+
+    app.run(main)
+
+
 def run_worker(
     script: pathlib.Path,
     arguments: Sequence[str],

@@ -25,7 +25,7 @@ import time
 import types
 
 import measure
-from absl import app, flags
+from absl import flags
 
 SCRIPT = pathlib.Path(__file__).resolve()
 PAPER_GENERATOR_PARAMETERS = 16_695_267  # SPEC, and lipjax's experiments/grid.py generator
@@ -298,12 +298,5 @@ def arguments_from_flags() -> types.SimpleNamespace:
     return types.SimpleNamespace(**FLAGS.flag_values_dict())
 
 
-def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-    measure.script_main(SCRIPT, arguments_from_flags, run)
-
-
 if __name__ == "__main__":
-    define_flags()
-    app.run(main)
+    measure.launch(SCRIPT, define_flags, arguments_from_flags, run)

@@ -29,7 +29,7 @@ import sys
 import types
 
 import measure
-from absl import app, flags
+from absl import flags
 
 SCRIPT = pathlib.Path(__file__).resolve()
 COLUMNS = [
@@ -344,12 +344,5 @@ def arguments_from_flags() -> types.SimpleNamespace:
     return args
 
 
-def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-    measure.script_main(SCRIPT, arguments_from_flags, run, worker=measure_worker)
-
-
 if __name__ == "__main__":
-    define_flags()
-    app.run(main)
+    measure.launch(SCRIPT, define_flags, arguments_from_flags, run, worker=measure_worker)

@@ -264,12 +264,5 @@ def arguments_from_flags() -> types.SimpleNamespace:
     return args
 
 
-def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-    measure.script_main(SCRIPT, arguments_from_flags, run)
-
-
 if __name__ == "__main__":
-    define_flags()
-    app.run(main)
+    measure.launch(SCRIPT, define_flags, arguments_from_flags, run)
