@@ -195,7 +195,8 @@ def test_paper_protocol_psnr_and_ssim_are_grey_with_a_7x7_uniform_window():
     rng = np.random.default_rng(0)
     real = rng.integers(0, 256, (2, 3, 32, 32, 3), dtype=np.uint8)
     fake = np.clip(real.astype(int) + rng.integers(-40, 41, real.shape), 0, 255).astype(np.uint8)
-    grey = lambda frames: np.clip(np.rint(frames @ [0.299, 0.587, 0.114]), 0, 255)  # noqa: E731
+    # OpenCV's COLOR_BGR2GRAY on uint8 (the authors'): BT.601 in 14-bit fixed point.
+    grey = lambda f: (f.astype(int) @ [4899, 9617, 1868] + 8192) >> 14  # noqa: E731
     expected_ssim = structural_similarity(grey(real[1, 2]), grey(fake[1, 2]), data_range=255.0)
     ssim = metrics.ssim_per_frame_paper(real, fake)
     assert ssim.shape == (2, 3)

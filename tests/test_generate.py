@@ -174,6 +174,7 @@ def _reference_frames(weights, waveform, crop, hop=8):
     lips = generate_module.LipGenerator.__new__(generate_module.LipGenerator)
     lips.hop = hop
     lips.audio_lookahead = weights.model.get("audio_lookahead_frames", 0)
+    lips.log_mel_stats = audio_lib.model_log_mel_stats(weights.model)
     num_frames, starts, windows = lips.windows(waveform)
     identity = (crop.astype(np.float32) / 127.5 - 1.0)[None]
     clips = np.stack([np.asarray(apply(w[None], identity), np.float32)[0] for w in windows])
