@@ -34,6 +34,7 @@ import pytest
 from lipjax import configs
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own, which reads the groups into node ids
 def pytest_collection_modifyitems(config, items):
     """Under pytest-xdist (--dist loadgroup) the tests of a module that share a module-scoped
     fixture (a training, a corpus build) run on one worker, which builds it once."""
