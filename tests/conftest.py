@@ -67,6 +67,13 @@ def _built_once(tmp_path_factory, name: str, build) -> pathlib.Path:
 
 
 @pytest.fixture(scope="session")
+def built_once(tmp_path_factory):
+    """`built_once(name, build) -> folder`: `build(folder)` run once per test session, by
+    whichever xdist worker needs it first (the others wait, then read the folder)."""
+    return lambda name, build: _built_once(tmp_path_factory, name, build)
+
+
+@pytest.fixture(scope="session")
 def tiny_data_dir(tmp_path_factory) -> str:
     """synthetic_lips/tiny built once per test session for every test that only reads it
     (a build is about 15 s of CPU; tests of the builder itself build their own)."""

@@ -151,30 +151,42 @@ NUM_STEPS = 12
 
 
 @pytest.fixture(scope="module")
-def stopped_and_resumed_run(tmp_path_factory, tiny_data_dir):
+def stopped_and_resumed_run(built_once, tiny_data_dir):
     """One 2-process job (perceptual pretraining on process 0, then training), SIGTERM to
     process 1 after its second step, and a restart of both that finishes the run and
-    evaluates the whole validation split: (workdir, the stopped logs, the resumed logs)."""
-    workdir = tmp_path_factory.mktemp("multiprocess") / "run"
-    overrides = (
-        f"--config.num_steps={NUM_STEPS}",
-        f"--config.eval.every_steps={NUM_STEPS}",  # one evaluation, at the end
-        "--config.eval.max_batches=0",  # the whole validation split, for the last test
-        "--config.eval.sharpness=True",
-        "--config.checkpoint_every_steps=1000",  # only the stop's and the last checkpoint
-    )
-    processes = _launch(workdir, tiny_data_dir, *overrides)
-    deadline = time.monotonic() + LAUNCH_TIMEOUT_S
-    metrics = workdir / "metrics.jsonl"
-    while not (metrics.exists() and metrics.read_text().count('"train"') >= 2):
-        if time.monotonic() > deadline or any(p.poll() is not None for p in processes):
-            _kill_all(processes)
-            logs = [pathlib.Path(p.log_path).read_text(errors="replace")[-3000:] for p in processes]
-            pytest.fail("the run ended or hung before its second step:\n" + "\n----\n".join(logs))
-        time.sleep(0.2)
-    processes[1].send_signal(signal.SIGTERM)
-    stopped = _wait_all(processes, deadline)
-    return workdir, stopped, _restart(workdir, tiny_data_dir, *overrides)
+    evaluates the whole validation split: (workdir, the stopped logs, the resumed logs).
+    Run once per session even where xdist spreads this module's tests over its workers."""
+
+    def build(folder: pathlib.Path) -> None:
+        workdir = folder / "run"
+        overrides = (
+            f"--config.num_steps={NUM_STEPS}",
+            f"--config.eval.every_steps={NUM_STEPS}",  # one evaluation, at the end
+            "--config.eval.max_batches=0",  # the whole validation split, for the last test
+            "--config.eval.sharpness=True",
+            "--config.checkpoint_every_steps=1000",  # only the stop's and the last checkpoint
+        )
+        processes = _launch(workdir, tiny_data_dir, *overrides)
+        deadline = time.monotonic() + LAUNCH_TIMEOUT_S
+        metrics = workdir / "metrics.jsonl"
+        while not (metrics.exists() and metrics.read_text().count('"train"') >= 2):
+            if time.monotonic() > deadline or any(p.poll() is not None for p in processes):
+                _kill_all(processes)
+                logs = [
+                    pathlib.Path(p.log_path).read_text(errors="replace")[-3000:] for p in processes
+                ]
+                pytest.fail(
+                    "the run ended or hung before its second step:\n" + "\n----\n".join(logs)
+                )
+            time.sleep(0.2)
+        processes[1].send_signal(signal.SIGTERM)
+        stopped = _wait_all(processes, deadline)
+        resumed = _restart(workdir, tiny_data_dir, *overrides)
+        (folder / "logs.json").write_text(json.dumps({"stopped": stopped, "resumed": resumed}))
+
+    folder = built_once("multiprocess_job", build)
+    logs = json.loads((folder / "logs.json").read_text())
+    return folder / "run", logs["stopped"], logs["resumed"]
 
 
 # Gloo's TCP connection between the processes has a fixed 30 s timeout, which a 2-core
