@@ -52,16 +52,22 @@ def _state(config, networks):
     )
 
 
-@pytest.fixture(scope="module")
-def tiny_setup():
-    config = _tiny_config()
-    networks = train_step.build_networks(config)
-    step = functools.partial(
+def _train_step(config, networks, **schedule):
+    """`train_step.train_step` bound to these networks, their optimisers and losses."""
+    return functools.partial(
         train_step.train_step,
         networks=networks,
         optimizers=train_step.make_optimizers(config),
         loss_config=config.loss,
+        **schedule,
     )
+
+
+@pytest.fixture(scope="module")
+def tiny_setup():
+    config = _tiny_config()
+    networks = train_step.build_networks(config)
+    step = _train_step(config, networks)
     return config, networks, step
 
 
@@ -99,14 +105,7 @@ def test_the_sync_expert_loss_is_one_more_term_of_the_generator_step():
         _state(config, networks)
     _, expert = lip_sync.load_expert()
     state = train_step.init_state(networks, config, jax.random.key(0), sync_expert_variables=expert)
-    step = jax.jit(
-        functools.partial(
-            train_step.train_step,
-            networks=networks,
-            optimizers=train_step.make_optimizers(config),
-            loss_config=config.loss,
-        )
-    )
+    step = jax.jit(_train_step(config, networks))
     before = jax.tree.map(np.asarray, state.params["generator"])
     for seed in range(2):
         state, metrics = step(state, _random_batch(8, seed=seed))
@@ -145,14 +144,7 @@ def test_pixel_loss_falls_on_a_fixed_batch():
     # logit space (atanh), and the first step only moves the zero-initialised output conv.
     config.model.identity_skip = False
     networks = train_step.build_networks(config)
-    step = jax.jit(
-        functools.partial(
-            train_step.train_step,
-            networks=networks,
-            optimizers=train_step.make_optimizers(config),
-            loss_config=config.loss,
-        )
-    )
+    step = jax.jit(_train_step(config, networks))
     state = _state(config, networks)
     batch = _random_batch(8, seed=5)
     batch["video"] = jnp.repeat(0.5 * batch["identity"][:, None], 16, axis=1)
@@ -216,12 +208,7 @@ def test_loss_switches_build_the_table_2_variants(change, expected):
     networks = train_step.build_networks(config)
     state = _state(config, networks)
     assert set(state.params) == expected
-    step = functools.partial(
-        train_step.train_step,
-        networks=networks,
-        optimizers=train_step.make_optimizers(config),
-        loss_config=config.loss,
-    )
+    step = _train_step(config, networks)
     # Traced, not compiled (the whole step compiles in the tests above and in the
     # reproduce tests' trainings): each variant's step is a well-formed program.
     new_state, metrics = jax.eval_shape(step, state, _random_batch(4))
@@ -373,15 +360,7 @@ def test_step_keeps_a_weight_average_and_scales_updates(tiny_setup):
     # step 2 and are zero at step 3 == num_steps.
     schedule = train_step.Schedule(num_steps=3, decay_start_step=2, ema_decay=0.9,
                                    ema_start_step=1)  # fmt: skip
-    step = jax.jit(
-        functools.partial(
-            train_step.train_step,
-            networks=networks,
-            optimizers=train_step.make_optimizers(config),
-            loss_config=config.loss,
-            schedule=schedule,
-        )
-    )
+    step = jax.jit(_train_step(config, networks, schedule=schedule))
     state, _ = step(state, _random_batch(8))
     for a, b in zip(jax.tree.leaves(state.ema), jax.tree.leaves(state.params["generator"]),
                     strict=True):  # fmt: skip
